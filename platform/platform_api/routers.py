@@ -1,0 +1,28 @@
+"""Send reads to HAProxy's read pool and writes to its write pool."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class ReadWriteRouter:
+    """Route ORM reads to the ``replica`` alias and writes to ``default``.
+
+    Reads that must see this request's own writes (inside a write transaction)
+    pass ``.using("default")`` explicitly; the router only sets the default.
+    """
+
+    def db_for_read(self, model: type, **hints: Any) -> str:
+        """Plain reads go to the read pool (localhost:9001 in the post)."""
+        return "replica"
+
+    def db_for_write(self, model: type, **hints: Any) -> str:
+        """Writes go to the write pool (localhost:9002 in the post)."""
+        return "default"
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool:
+        """Both aliases are the same database, so relations are always allowed."""
+        return True
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool:
+        """Migrations run only against the primary."""
+        return db == "default"

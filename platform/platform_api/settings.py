@@ -1,0 +1,94 @@
+"""Settings for the platform service, read once from the environment.
+
+One module, typed reads, safe local defaults; secrets have no default so a
+missing one stops start-up (cookiecutter-django's pattern). The launcher
+(``scalestack.topology``) is the only thing that writes these variables.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent
+env = environ.Env()
+
+SECRET_KEY: str = env.str("DJANGO_SECRET_KEY")
+PLATFORM_TOKEN: str = env.str("PLATFORM_TOKEN")
+DEBUG: bool = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+SERVER_NAME: str = env.str("SCALESTACK_SERVER_NAME", default="platform-dev")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "platform_api",
+]
+AUTH_USER_MODEL = "platform_api.User"
+
+MIDDLEWARE = [
+    "platform_api.middleware.ServedByMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+ROOT_URLCONF = "platform_api.urls"
+WSGI_APPLICATION = "platform_api.wsgi.application"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+APPEND_SLASH = False
+
+
+def _database(url_var: str, default: str) -> dict:
+    """A PostgreSQL alias behind one of HAProxy's database pools.
+
+    Connections come from psycopg_pool (Django 5.1+'s ``OPTIONS["pool"]``), one
+    pool per worker process; ``CONN_MAX_AGE`` must stay 0 with a pool.
+    """
+    config = env.db_url(url_var, default=default)
+    config["OPTIONS"] = {
+        "pool": {
+            "min_size": env.int("DATABASE_POOL_MIN", default=1),
+            "max_size": env.int("DATABASE_POOL_MAX", default=4),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+        },
+        "connect_timeout": 3,
+    }
+    config["CONN_MAX_AGE"] = 0
+    return config
+
+
+# The post's software load balancer: writes go to HAProxy's write pool
+# (localhost:9002, the primary only) and reads to its read pool (localhost:9001).
+DATABASES = {
+    "default": _database("DATABASE_WRITE_URL", "postgres://scalestack:scalestack@127.0.0.1:9002/scalestack"),
+    "replica": _database("DATABASE_READ_URL", "postgres://scalestack:scalestack@127.0.0.1:9001/scalestack"),
+}
+DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["platform_api.routers.ReadWriteRouter"]
+
+# The data cache: pymemcache's HashClient over every memcached node (the post's
+# smart client). DATA_CACHE_ENABLED=false turns it off so the two can be compared.
+MEMCACHED_SERVERS: list[str] = env.list("MEMCACHED_SERVERS", default=["127.0.0.1:11311", "127.0.0.1:11312"])
+DATA_CACHE_ENABLED: bool = env.bool("DATA_CACHE_ENABLED", default=True)
+CACHE_KEY_PREFIX: str = env.str("CACHE_KEY_PREFIX", default="ss")
+
+# Test-only hooks (a slow read-through fill, to reproduce the stale-fill race).
+# Never on in the dev stack; the test stack turns it on explicitly.
+FAULT_INJECTION: bool = env.bool("SCALESTACK_FAULT_INJECTION", default=False)
+
+PASSWORD_HASHERS = env.list(
+    "DJANGO_PASSWORD_HASHERS",
+    default=[
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.ScryptPasswordHasher",
+    ],
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

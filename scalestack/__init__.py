@@ -1,0 +1,1 @@
+"""The scalestack launcher: one topology, rendered configs, supervised processes."""

@@ -1,0 +1,211 @@
+"""``scalestack``: run, inspect and break the stack.
+
+    scalestack run            start everything, follow the logs; Ctrl-C stops it all
+    scalestack up | down      the same stack, in the background
+    scalestack status         every process with its state, pid and port
+    scalestack stop NAME      stop one process (web-1, platform-2, memcached-1, ...)
+    scalestack start NAME     start it again
+    scalestack seed           load the demo data (no-op when data exists, unless --force)
+    scalestack urls           where to point a browser
+
+``--profile test`` (or ``SCALESTACK_PROFILE=test``) selects the test stack's
+ports and data directory.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from scalestack import stack
+from scalestack.topology import Topology, load
+
+console = Console(highlight=False)
+
+ROLE_COLOURS = {
+    "web": "blue",
+    "platform": "blue",
+    "haproxy": "red",
+    "postgres": "red",
+    "memcached": "red",
+    "static": "red",
+}
+
+
+def _say(message: str) -> None:
+    console.print(f"[bold]scalestack[/bold] {message}")
+
+
+def print_status(t: Topology) -> None:
+    """Print the process table: name, role, state, pid, address."""
+    table = Table(title=f"scalestack ({t.profile}) — {t.var}")
+    for column in ("process", "role", "state", "pid", "listens on", "uptime"):
+        table.add_column(column)
+    for row in stack.status(t):
+        colour = "green" if row.state == "RUNNING" else "yellow" if row.state in ("STARTING", "STOPPING") else "red"
+        table.add_row(
+            f"[{ROLE_COLOURS.get(row.role, 'white')}]{row.name}[/]", row.role,
+            f"[{colour}]{row.state}[/]", str(row.pid or "-"), row.address, row.uptime,
+        )
+    console.print(table)
+
+
+def print_urls(t: Topology) -> None:
+    """Print where to look."""
+    table = Table(title="open these")
+    table.add_column("what")
+    table.add_column("URL")
+    table.add_row("the site (front door, HAProxy → web pool)", t.site_url)
+    table.add_row("HAProxy stats (CSV: /stats;csv)", t.stats_url)
+    table.add_row("platform API docs (through the platform pool)", f"{t.platform_url}/v1/docs")
+    table.add_row("static host (nginx)", t.static_url)
+    console.print(table)
+    console.print("demo users: any seeded name (e.g. see the front page), password [bold]password123[/]")
+
+
+def follow_logs(t: Topology) -> None:
+    """Print new lines of every process's log with its name, until interrupted."""
+    positions: dict[Path, int] = {}
+    for path in t.log.glob("*.log"):
+        positions[path] = path.stat().st_size
+    while True:
+        for path in sorted(t.log.glob("*.log")):
+            if path.name == "supervisord.log":
+                continue
+            start = positions.get(path, 0)
+            size = path.stat().st_size
+            if size < start:
+                start = 0
+            if size > start:
+                with path.open("rb") as handle:
+                    handle.seek(start)
+                    data = handle.read(size - start)
+                positions[path] = size
+                name = path.stem
+                role = name.split("-")[0]
+                for line in data.decode(errors="replace").splitlines():
+                    console.print(f"[{ROLE_COLOURS.get(role, 'white')}]{name:>12}[/] | ", end="")
+                    console.out(line, highlight=False)
+        time.sleep(0.25)
+
+
+def cmd_run(t: Topology, args: argparse.Namespace) -> int:
+    """Start the stack in the foreground; Ctrl-C stops everything cleanly."""
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        stack.up(t, _say, seed=not args.no_seed)
+        print_status(t)
+        print_urls(t)
+        _say("following the logs; press Ctrl-C to stop the stack")
+        follow_logs(t)
+    except KeyboardInterrupt:
+        console.print()
+        _say("stopping")
+    except stack.StackError as error:
+        console.print(f"[red]{error}[/]")
+        stack.down(t, _say)
+        return 1
+    stack.down(t, _say)
+    return 0
+
+
+def cmd_up(t: Topology, args: argparse.Namespace) -> int:
+    """Start the stack in the background."""
+    try:
+        stack.up(t, _say, seed=not args.no_seed)
+    except stack.StackError as error:
+        console.print(f"[red]{error}[/]")
+        return 1
+    print_status(t)
+    print_urls(t)
+    return 0
+
+
+def cmd_down(t: Topology, args: argparse.Namespace) -> int:
+    """Stop the stack."""
+    stack.down(t, _say)
+    return 0
+
+
+def cmd_status(t: Topology, args: argparse.Namespace) -> int:
+    """Show the process table; exit 1 if anything is not running."""
+    print_status(t)
+    return 0 if all(r.state == "RUNNING" for r in stack.status(t)) else 1
+
+
+def cmd_stop(t: Topology, args: argparse.Namespace) -> int:
+    """Stop one process."""
+    t.get(args.name)
+    stack.stop(t, args.name)
+    _say(f"stopped {args.name}")
+    return 0
+
+
+def cmd_start(t: Topology, args: argparse.Namespace) -> int:
+    """Start one process."""
+    t.get(args.name)
+    stack.start(t, args.name)
+    _say(f"started {args.name}")
+    return 0
+
+
+def cmd_seed(t: Topology, args: argparse.Namespace) -> int:
+    """Load the demo data through the platform's seed command."""
+    extra = [] if args.force else ["--if-empty"]
+    stack.manage(t, "platform", "seed", *extra)
+    return 0
+
+
+def cmd_urls(t: Topology, args: argparse.Namespace) -> int:
+    """Print the URLs."""
+    print_urls(t)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="scalestack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=["dev", "test"], default=None,
+                        help="which stack (default: $SCALESTACK_PROFILE or dev)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func in (("run", cmd_run), ("up", cmd_up)):
+        p = sub.add_parser(name, help=func.__doc__)
+        p.add_argument("--no-seed", action="store_true", help="skip the demo data")
+        p.set_defaults(func=func)
+    for name, func in (("down", cmd_down), ("status", cmd_status), ("urls", cmd_urls)):
+        sub.add_parser(name, help=func.__doc__).set_defaults(func=func)
+    for name, func in (("stop", cmd_stop), ("start", cmd_start)):
+        p = sub.add_parser(name, help=func.__doc__)
+        p.add_argument("name", help="a process name, as `scalestack status` shows it")
+        p.set_defaults(func=func)
+    p = sub.add_parser("seed", help=cmd_seed.__doc__)
+    p.add_argument("--force", action="store_true", help="seed even if data exists")
+    p.set_defaults(func=cmd_seed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``scalestack`` command."""
+    args = build_parser().parse_args(argv)
+    t = load(args.profile)
+    try:
+        return args.func(t, args)
+    except KeyError as error:
+        console.print(f"[red]{error.args[0]}[/]")
+        return 2
+    except stack.StackError as error:
+        console.print(f"[red]{error}[/]")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

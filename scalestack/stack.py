@@ -1,0 +1,331 @@
+"""Bring the stack up and down under supervisord, and control single processes.
+
+supervisord does the process supervision (restarts, logs, process groups);
+this module only decides the order things start in and waits for each tier to
+be healthy before starting the next, the way an operator would.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from scalestack.render import PG_BIN, render_all
+from scalestack.topology import REPO, Process, Topology
+
+Say = Callable[[str], None]
+
+
+class StackError(RuntimeError):
+    """A step of bringing the stack up failed; the message says which and why."""
+
+
+# --------------------------------------------------------------------------
+# supervisord
+# --------------------------------------------------------------------------
+def rpc(t: Topology) -> xmlrpc.client.ServerProxy:
+    """An XML-RPC proxy to this profile's supervisord (over its Unix socket)."""
+    transport = SupervisorTransport(None, None, f"unix://{t.supervisor_socket}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+
+def supervisord_running(t: Topology) -> bool:
+    """Whether this profile's supervisord answers on its socket."""
+    if not t.supervisor_socket.exists():
+        return False
+    try:
+        return rpc(t).supervisor.getState()["statename"] == "RUNNING"
+    except (OSError, xmlrpc.client.Fault):
+        return False
+
+
+def start_supervisord(t: Topology) -> None:
+    """Start supervisord (it daemonises) unless it already runs."""
+    if supervisord_running(t):
+        rpc(t).supervisor.reloadConfig()
+        return
+    binary = Path(sys.prefix) / "bin" / "supervisord"
+    subprocess.run([str(binary), "-c", str(t.supervisor_conf)], check=True)
+    wait_for(lambda: supervisord_running(t), 15, "supervisord to answer")
+
+
+def start(t: Topology, name: str) -> None:
+    """Start one process and wait until supervisord reports it RUNNING."""
+    proxy = rpc(t)
+    try:
+        proxy.supervisor.startProcess(name, True)
+    except xmlrpc.client.Fault as fault:
+        if "ALREADY_STARTED" not in fault.faultString:
+            log_tail = tail(t.log / f"{name}.log", 15)
+            raise StackError(f"{name} did not start ({fault.faultString}).\n{log_tail}") from None
+
+
+def stop(t: Topology, name: str) -> None:
+    """Stop one process (SIGTERM or its configured signal, then wait)."""
+    try:
+        rpc(t).supervisor.stopProcess(name, True)
+    except xmlrpc.client.Fault as fault:
+        if "NOT_RUNNING" not in fault.faultString:
+            raise
+
+
+@dataclass
+class ProcessState:
+    """One row of ``scalestack status``."""
+
+    name: str
+    role: str
+    state: str
+    pid: int | None
+    address: str
+    uptime: str
+
+
+def status(t: Topology) -> list[ProcessState]:
+    """Every process of the topology with supervisord's view of it."""
+    info: dict[str, dict] = {}
+    if supervisord_running(t):
+        info = {p["name"]: p for p in rpc(t).supervisor.getAllProcessInfo()}
+    rows = []
+    for process in t.processes():
+        p = info.get(process.name, {})
+        state = p.get("statename", "DOWN")
+        pid = p.get("pid") or None
+        uptime = p.get("description", "").rpartition("uptime ")[2] if state == "RUNNING" else ""
+        rows.append(ProcessState(process.name, process.role, state, pid, process.address, uptime))
+    return rows
+
+
+def down(t: Topology, say: Say = print) -> None:
+    """Stop every process and supervisord itself."""
+    if not supervisord_running(t):
+        say("stack is not running")
+        return
+    proxy = rpc(t)
+    # Front to back, so no tier sees its dependencies vanish while serving.
+    for process in reversed(t.processes()):
+        stop(t, process.name)
+    pid_file = t.run / "supervisord.pid"
+    proxy.supervisor.shutdown()
+    wait_for(lambda: not pid_file.exists(), 20, "supervisord to exit")
+    say("stack stopped")
+
+
+# --------------------------------------------------------------------------
+# Waiting
+# --------------------------------------------------------------------------
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until it is true, or raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def tcp_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(host: str, port: int, path: str) -> bool:
+    """Whether ``GET path`` answers 200."""
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=2)
+        conn.request("GET", path, headers={"Host": "localhost"})
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a log file (for error messages)."""
+    if not path.exists():
+        return f"({path} does not exist)"
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return f"--- last lines of {path} ---\n" + "\n".join(text)
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------
+def _as_pg_superuser(t: Topology, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL binary as the OS user that owns the cluster.
+
+    PostgreSQL refuses to run as root, so as root every binary runs as the
+    ``postgres`` user, on a data directory that user owns.
+    """
+    if t.run_as_root:
+        argv = ["runuser", "-u", "postgres", "--", *argv]
+    return subprocess.run(argv, **kwargs)
+
+
+def _chown_postgres(path: Path) -> None:
+    if os.geteuid() == 0:
+        shutil.chown(path, "postgres", "postgres")
+
+
+def init_postgres(t: Topology, say: Say) -> None:
+    """Create the primary's data directory on first run (``initdb``)."""
+    t.pg_socket_dir.mkdir(parents=True, exist_ok=True)
+    _chown_postgres(t.pg_socket_dir)
+    if (t.pgdata / "PG_VERSION").exists():
+        _configure_postgres(t)
+        return
+    say("creating the PostgreSQL cluster (initdb)")
+    t.pgdata.mkdir(parents=True, exist_ok=True)
+    t.pgdata.chmod(0o700)
+    _chown_postgres(t.pgdata)
+    result = _as_pg_superuser(
+        t,
+        [str(PG_BIN / "initdb"), "-D", str(t.pgdata), "-U", t.pg_superuser,
+         "--auth-local=peer", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8"],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise StackError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+    _configure_postgres(t)
+
+
+def _configure_postgres(t: Topology) -> None:
+    """Point the cluster's own postgresql.conf at the rendered settings."""
+    conf = t.pgdata / "postgresql.conf"
+    include = f"include = '{t.etc / 'postgresql.conf'}'\nhba_file = '{t.etc / 'pg_hba.conf'}'\n"
+    marker = "# scalestack settings\n"
+    text = _as_pg_superuser(t, ["cat", str(conf)], capture_output=True, text=True, check=True).stdout
+    if marker not in text:
+        _as_pg_superuser(
+            t, ["sh", "-c", f'printf "%s" "$0" >> {conf}', "\n" + marker + include], check=True
+        )
+
+
+def psql(t: Topology, script: str, database: str = "postgres", variables: dict[str, str] | None = None) -> str:
+    """Run a SQL script as the superuser over the Unix socket; return its output."""
+    argv = [
+        "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(t.pg_socket_dir),
+        "-p", str(t.postgres.port), "-U", t.pg_superuser, "-d", database, "-At",
+    ]
+    for key, value in (variables or {}).items():
+        argv += ["-v", f"{key}={value}"]
+    result = _as_pg_superuser(t, argv, input=script, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"psql failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+BOOTSTRAP_SQL = """
+SELECT format('CREATE ROLE scalestack LOGIN PASSWORD %L', :'password')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'scalestack') \\gexec
+SELECT format('ALTER ROLE scalestack PASSWORD %L', :'password') \\gexec
+SELECT 'CREATE ROLE haproxy_check LOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'haproxy_check') \\gexec
+SELECT 'CREATE DATABASE scalestack OWNER scalestack'
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'scalestack') \\gexec
+"""
+
+
+def bootstrap_database(t: Topology) -> None:
+    """Create the application role and database (idempotent; syncs the password)."""
+    psql(t, BOOTSTRAP_SQL, variables={"password": t.secrets()["DATABASE_PASSWORD"]})
+
+
+# --------------------------------------------------------------------------
+# Django management commands
+# --------------------------------------------------------------------------
+def manage(t: Topology, service: str, *args: str, quiet: bool = False) -> None:
+    """Run ``manage.py`` of the platform or the web tier with that tier's env."""
+    env = dict(os.environ)
+    if service == "platform":
+        env.update(t.platform_env())
+        cwd = REPO / "platform"
+    else:
+        env.update(t.web_env())
+        cwd = REPO / "webapp"
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=cwd, env=env,
+        stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise StackError(f"manage.py {' '.join(args)} failed:\n{result.stdout or ''}")
+
+
+# --------------------------------------------------------------------------
+# Up
+# --------------------------------------------------------------------------
+def _start_all(t: Topology, processes: Iterable[Process], ready: Callable[[Process], bool], timeout: float) -> None:
+    processes = list(processes)
+    for process in processes:
+        start(t, process.name)
+    for process in processes:
+        wait_for(lambda: ready(process), timeout, f"{process.name} on {process.address}")
+
+
+def up(t: Topology, say: Say = print, seed: bool = True) -> None:
+    """Start every process in dependency order and wait until the site answers."""
+    say(f"rendering configs into {t.etc}")
+    render_all(t)
+    init_postgres(t, say)
+    start_supervisord(t)
+
+    say("starting PostgreSQL and memcached")
+    _start_all(t, [t.postgres], lambda p: tcp_open(p.host, p.port), 60)
+    bootstrap_database(t)
+    _start_all(t, t.memcached, lambda p: tcp_open(p.host, p.port), 20)
+
+    say("starting HAProxy (front door, platform pool, database pools)")
+    _start_all(t, [t.haproxy], lambda p: tcp_open("127.0.0.1", t.db_write_port), 20)
+    wait_for(lambda: _db_pool_up(t), 20, "HAProxy's database pools to see PostgreSQL")
+
+    say("applying database migrations")
+    manage(t, "platform", "migrate", "--noinput", quiet=True)
+    if seed:
+        manage(t, "platform", "seed", "--if-empty")
+    say("collecting static files for nginx")
+    manage(t, "web", "collectstatic", "--noinput", quiet=True)
+
+    say("starting the platform, web and static servers")
+    _start_all(t, t.platform, lambda p: http_ok(p.host, p.port, "/v1/healthz"), 60)
+    _start_all(t, t.web, lambda p: http_ok(p.host, p.port, "/healthz"), 60)
+    _start_all(t, [t.static], lambda p: http_ok(p.host, p.port, "/healthz"), 20)
+    wait_for(lambda: http_ok("127.0.0.1", t.front_port, "/healthz"), 20, "the front door")
+
+
+def _db_pool_up(t: Topology) -> bool:
+    """Whether HAProxy reports the write pool's server UP (its runtime API)."""
+    stats = haproxy_command(t, "show stat")
+    return any(
+        line.startswith("db_write_pool,postgres,") and ",UP," in line for line in stats.splitlines()
+    )
+
+
+def haproxy_command(t: Topology, command: str) -> str:
+    """Send one command to HAProxy's runtime API and return its answer."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(str(t.haproxy_socket))
+            sock.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+    except OSError:
+        return ""

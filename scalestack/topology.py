@@ -1,0 +1,321 @@
+"""The one definition of the stack: which processes run, their names and ports.
+
+Everything else is derived from this module: the supervisord config, the
+HAProxy config (``haproxy/haproxy.cfg.j2``), the nginx config, each process's
+environment, the ``scalestack status`` table and the test fixtures. Nothing
+about names or ports is written twice.
+
+Two profiles share one layout. ``dev`` (``make run``) uses the ports in the
+README; ``test`` (``make test``) adds an offset and uses its own data directory,
+so a test run can go on beside a running dev stack.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Base ports of the dev profile. The front door, the three internal HAProxy
+# pools (the post's localhost:9000, :9001 and :9002) and the static host are
+# fixed; the servers behind them sit on ports of their own.
+FRONT_PORT = 8080
+STATIC_PORT = 8081
+STATS_PORT = 8404
+PLATFORM_POOL_PORT = 9000
+DB_READ_POOL_PORT = 9001
+DB_WRITE_POOL_PORT = 9002
+WEB_BASE_PORT = 8100
+PLATFORM_BASE_PORT = 8200
+POSTGRES_PORT = 5433  # not 5432, so a system PostgreSQL can stay
+MEMCACHED_BASE_PORT = 11310  # not 11211, for the same reason
+
+PROFILE_PORT_OFFSET = {"dev": 0, "test": 20000}
+
+
+@dataclass(frozen=True)
+class Process:
+    """One supervised process: a server in one of the stack's tiers."""
+
+    name: str
+    role: str
+    port: int
+    host: str = "127.0.0.1"
+    # Which pool (if any) HAProxy balances this server in.
+    pool: str | None = None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as HAProxy and clients write it."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The whole stack for one profile."""
+
+    profile: str
+    var: Path
+    offset: int
+    web_servers: int = 2
+    platform_servers: int = 2
+    memcached_nodes: int = 2
+    front_bind: str = "127.0.0.1"
+    data_cache: bool = True
+    fault_injection: bool = False
+    run_as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+
+    # --- ports ------------------------------------------------------------
+    def port(self, base: int) -> int:
+        """A dev-profile port moved into this profile's range."""
+        return base + self.offset
+
+    @property
+    def front_port(self) -> int:
+        """The front door: users' browsers connect here."""
+        return self.port(FRONT_PORT)
+
+    @property
+    def static_port(self) -> int:
+        """The static host (nginx)."""
+        return self.port(STATIC_PORT)
+
+    @property
+    def stats_port(self) -> int:
+        """HAProxy's stats page."""
+        return self.port(STATS_PORT)
+
+    @property
+    def platform_pool_port(self) -> int:
+        """HAProxy's web-tier → platform pool (the post's localhost:9000)."""
+        return self.port(PLATFORM_POOL_PORT)
+
+    @property
+    def db_read_port(self) -> int:
+        """HAProxy's database read pool (the post's localhost:9001)."""
+        return self.port(DB_READ_POOL_PORT)
+
+    @property
+    def db_write_port(self) -> int:
+        """HAProxy's database write pool (the post's localhost:9002)."""
+        return self.port(DB_WRITE_POOL_PORT)
+
+    # --- processes --------------------------------------------------------
+    @property
+    def web(self) -> list[Process]:
+        """The Django web servers."""
+        return [
+            Process(f"web-{i}", "web", self.port(WEB_BASE_PORT + i), pool="web")
+            for i in range(1, self.web_servers + 1)
+        ]
+
+    @property
+    def platform(self) -> list[Process]:
+        """The platform API servers."""
+        return [
+            Process(f"platform-{i}", "platform", self.port(PLATFORM_BASE_PORT + i), pool="platform")
+            for i in range(1, self.platform_servers + 1)
+        ]
+
+    @property
+    def memcached(self) -> list[Process]:
+        """The memcached nodes (the platform's HashClient spreads keys over them)."""
+        return [
+            Process(f"memcached-{i}", "memcached", self.port(MEMCACHED_BASE_PORT + i))
+            for i in range(1, self.memcached_nodes + 1)
+        ]
+
+    @property
+    def postgres(self) -> Process:
+        """The PostgreSQL primary."""
+        return Process("postgres", "postgres", self.port(POSTGRES_PORT), pool="db")
+
+    @property
+    def haproxy(self) -> Process:
+        """HAProxy: front door, platform pool, database read and write pools."""
+        return Process("haproxy", "haproxy", self.front_port, host=self.front_bind)
+
+    @property
+    def static(self) -> Process:
+        """nginx serving the collected static files."""
+        return Process("static", "static", self.static_port)
+
+    def processes(self) -> list[Process]:
+        """Every process, in start order (dependencies first)."""
+        return [
+            self.postgres,
+            *self.memcached,
+            self.haproxy,
+            *self.platform,
+            *self.web,
+            self.static,
+        ]
+
+    def get(self, name: str) -> Process:
+        """The process called ``name`` (``web-1``, ``memcached-2``, ...)."""
+        for process in self.processes():
+            if process.name == name:
+                return process
+        known = ", ".join(p.name for p in self.processes())
+        raise KeyError(f"no process named {name!r}; known: {known}")
+
+    # --- URLs -------------------------------------------------------------
+    @property
+    def site_url(self) -> str:
+        """Where a browser reaches the site."""
+        host = "localhost" if self.front_bind in ("127.0.0.1", "0.0.0.0") else self.front_bind
+        return f"http://{host}:{self.front_port}"
+
+    @property
+    def static_url(self) -> str:
+        """The prefix pages load static files from (the static host, not the web servers)."""
+        return f"http://localhost:{self.static_port}/static/"
+
+    @property
+    def stats_url(self) -> str:
+        """HAProxy's stats page."""
+        return f"http://127.0.0.1:{self.stats_port}/stats"
+
+    @property
+    def platform_url(self) -> str:
+        """How the web tier reaches the platform: through HAProxy's pool."""
+        return f"http://127.0.0.1:{self.platform_pool_port}"
+
+    # --- paths ------------------------------------------------------------
+    @property
+    def etc(self) -> Path:
+        """Rendered configuration files."""
+        return self.var / "etc"
+
+    @property
+    def log(self) -> Path:
+        """One log file per process."""
+        return self.var / "log"
+
+    @property
+    def run(self) -> Path:
+        """Sockets and pid files."""
+        return self.var / "run"
+
+    @property
+    def pgdata(self) -> Path:
+        """The primary's data directory."""
+        return self.var / "pg" / "primary"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        """Where PostgreSQL's Unix socket lives (peer auth for the superuser)."""
+        return self.var / "run" / "pg"
+
+    @property
+    def static_root(self) -> Path:
+        """Where ``collectstatic`` puts the site's assets for nginx."""
+        return self.var / "static"
+
+    @property
+    def secrets_file(self) -> Path:
+        """Generated secrets: created once per data directory, never committed."""
+        return self.var / "secrets.env"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        """The rendered supervisord config."""
+        return self.etc / "supervisord.conf"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        """supervisord's control socket."""
+        return self.run / "supervisor.sock"
+
+    @property
+    def haproxy_socket(self) -> Path:
+        """HAProxy's runtime API (``show stat``, ``disable server``...)."""
+        return self.run / "haproxy.sock"
+
+    @property
+    def pg_superuser(self) -> str:
+        """PostgreSQL's bootstrap superuser: ``postgres`` as root, else the current user."""
+        return "postgres" if self.run_as_root else os.environ.get("USER", "postgres")
+
+    # --- secrets and environment -----------------------------------------
+    def secrets(self) -> dict[str, str]:
+        """This data directory's secrets, generated on first use."""
+        path = self.secrets_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            values = {
+                "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
+                "PLATFORM_TOKEN": secrets.token_urlsafe(32),
+                "DATABASE_PASSWORD": secrets.token_urlsafe(24),
+            }
+            path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+            path.chmod(0o600)
+        pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        return {k: v for k, v in pairs}
+
+    def database_url(self, port: int) -> str:
+        """The platform's URL for one of HAProxy's database pools."""
+        password = self.secrets()["DATABASE_PASSWORD"]
+        return f"postgres://scalestack:{password}@127.0.0.1:{port}/scalestack"
+
+    def platform_env(self, process: Process | None = None) -> dict[str, str]:
+        """Environment of a platform server (the only tier with database credentials)."""
+        s = self.secrets()
+        return {
+            "DJANGO_SETTINGS_MODULE": "platform_api.settings",
+            "DJANGO_SECRET_KEY": s["DJANGO_SECRET_KEY"],
+            "PLATFORM_TOKEN": s["PLATFORM_TOKEN"],
+            "SCALESTACK_SERVER_NAME": process.name if process else "platform-admin",
+            "DATABASE_WRITE_URL": self.database_url(self.db_write_port),
+            "DATABASE_READ_URL": self.database_url(self.db_read_port),
+            "MEMCACHED_SERVERS": ",".join(m.address for m in self.memcached),
+            "DATA_CACHE_ENABLED": "true" if self.data_cache else "false",
+            "CACHE_KEY_PREFIX": f"ss-{self.profile}",
+            "SCALESTACK_FAULT_INJECTION": "true" if self.fault_injection else "false",
+        }
+
+    def web_env(self, process: Process | None = None) -> dict[str, str]:
+        """Environment of a web server: no database credentials at all."""
+        s = self.secrets()
+        return {
+            "DJANGO_SETTINGS_MODULE": "news_web.settings",
+            "DJANGO_SECRET_KEY": s["DJANGO_SECRET_KEY"],
+            "PLATFORM_TOKEN": s["PLATFORM_TOKEN"],
+            "PLATFORM_URL": self.platform_url,
+            "SCALESTACK_SERVER_NAME": process.name if process else "web-admin",
+            "STATIC_URL": self.static_url,
+            "STATIC_ROOT": str(self.static_root),
+        }
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def load(profile: str | None = None) -> Topology:
+    """The topology for ``profile`` (default: ``$SCALESTACK_PROFILE`` or ``dev``).
+
+    Environment overrides: ``SCALESTACK_VAR`` (data directory),
+    ``SCALESTACK_PORT_OFFSET``, ``SCALESTACK_WEB_SERVERS``,
+    ``SCALESTACK_PLATFORM_SERVERS``, ``SCALESTACK_BIND`` (front door address),
+    ``SCALESTACK_DATA_CACHE`` (on/off).
+    """
+    profile = profile or os.environ.get("SCALESTACK_PROFILE", "dev")
+    if profile not in PROFILE_PORT_OFFSET:
+        raise ValueError(f"unknown profile {profile!r}; use one of {sorted(PROFILE_PORT_OFFSET)}")
+    default_var = REPO / "var" if profile == "dev" else REPO / "var" / profile
+    return Topology(
+        profile=profile,
+        var=Path(os.environ.get("SCALESTACK_VAR", default_var)).resolve(),
+        offset=int(os.environ.get("SCALESTACK_PORT_OFFSET", PROFILE_PORT_OFFSET[profile])),
+        web_servers=int(os.environ.get("SCALESTACK_WEB_SERVERS", 2)),
+        platform_servers=int(os.environ.get("SCALESTACK_PLATFORM_SERVERS", 2)),
+        front_bind=os.environ.get("SCALESTACK_BIND", "127.0.0.1"),
+        data_cache=_env_bool("SCALESTACK_DATA_CACHE", True),
+        fault_injection=profile == "test",
+    )
