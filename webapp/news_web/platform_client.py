@@ -1,0 +1,349 @@
+"""The web tier's only door to data: an HTTP client for the platform API.
+
+Post, "Platform layer": the web application talks to a platform layer, which in
+turn talks to the databases and caches; this tier never opens a database or
+cache connection itself. Post, "Software load balancers": it reaches the
+platform through HAProxy's locally bound port (``PLATFORM_URL``, by default
+``127.0.0.1:9000``), so HAProxy, not this code, picks a healthy platform server.
+That is also why this is not a "smart client": it knows one address.
+
+Per incoming web request it records which platform servers answered
+(``X-Served-By``) and how the platform's data cache answered (``X-Cache``,
+post "Caching"), so every page can show the architecture at work.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
+
+from news_web.platform_models import FollowResult, Page, Story, User, UserRef, VoteResult
+
+# --- Errors ---------------------------------------------------------------------
+
+
+class PlatformError(Exception):
+    """Any failed platform call; ``message`` is readable, ``status`` the HTTP status (0 if none)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class NotFound(PlatformError):
+    """404: the user or story does not exist."""
+
+
+class Conflict(PlatformError):
+    """409: e.g. the username is taken."""
+
+
+class Unauthorized(PlatformError):
+    """401/403: bad user credentials on ``POST /v1/sessions``, or a bad service token elsewhere."""
+
+
+class Invalid(PlatformError):
+    """400/422: the platform rejected the input; ``field_errors`` maps field names to messages."""
+
+    def __init__(self, message: str, status: int, field_errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message, status)
+        self.field_errors: dict[str, list[str]] = field_errors or {}
+
+
+class Unavailable(PlatformError):
+    """5xx, a timeout, or no connection: the platform cannot answer right now."""
+
+
+# --- Per-request trace ----------------------------------------------------------
+
+_CACHE_HEADER = re.compile(r"hits=(\d+)\s+misses=(\d+)")
+
+
+@dataclass
+class PlatformTrace:
+    """What the platform calls of one web request did: who served them, and cache hits/misses."""
+
+    servers: list[str] = field(default_factory=list)
+    hits: int = 0
+    misses: int = 0
+    calls: int = 0
+    # When the web request started, so the footer can say how long the page took.
+    started: float = field(default_factory=time.perf_counter)
+
+    def record(self, headers: Mapping[str, str]) -> None:
+        """Add one platform response's ``X-Served-By`` and ``X-Cache`` to the totals."""
+        self.calls += 1
+        server = headers.get("X-Served-By", "").strip()
+        if server and server not in self.servers:
+            self.servers.append(server)
+        match = _CACHE_HEADER.search(headers.get("X-Cache", ""))
+        if match:
+            self.hits += int(match.group(1))
+            self.misses += int(match.group(2))
+
+    @property
+    def servers_header(self) -> str:
+        """The distinct platform servers in call order, comma-separated ("" when none)."""
+        return ", ".join(self.servers)
+
+    @property
+    def cache_header(self) -> str:
+        """The summed cache figures in the platform's own format."""
+        return f"hits={self.hits} misses={self.misses}"
+
+    def elapsed_ms(self) -> int:
+        """Milliseconds since the web request started."""
+        return round((time.perf_counter() - self.started) * 1000)
+
+
+# A ContextVar rather than a thread-local, so it is right under threads and
+# under ASGI alike; the middleware sets a fresh trace per request and resets it.
+_trace: contextvars.ContextVar[PlatformTrace | None] = contextvars.ContextVar("platform_trace", default=None)
+
+
+def begin_trace() -> tuple[PlatformTrace, contextvars.Token[PlatformTrace | None]]:
+    """Start recording platform calls for the current request."""
+    trace = PlatformTrace()
+    return trace, _trace.set(trace)
+
+
+def end_trace(token: contextvars.Token[PlatformTrace | None]) -> None:
+    """Stop recording; calls made afterwards go nowhere."""
+    _trace.reset(token)
+
+
+def current_trace() -> PlatformTrace | None:
+    """The trace of the request being handled, or None outside a request."""
+    return _trace.get()
+
+
+# --- HTTP session ---------------------------------------------------------------
+
+
+def build_session(token: str, pool_maxsize: int) -> requests.Session:
+    """A pooled session with the service token and conservative retries.
+
+    Retries come from urllib3's ``Retry`` and are limited to what is safe:
+    connection errors (the request never left, so even a POST cannot have been
+    applied), and for GET only, read errors and 502/503/504 answers (for example
+    HAProxy still sending to a platform server that just died). POSTs, PUTs and
+    DELETEs are never re-sent after they may have reached the platform.
+    """
+    retry = Retry(
+        total=2,
+        connect=2,
+        read=1,
+        status=1,
+        other=0,
+        allowed_methods=frozenset({"GET"}),
+        status_forcelist=frozenset({502, 503, 504}),
+        backoff_factor=0.05,
+        # Keep the worst case bounded; a Retry-After of minutes would hang the page.
+        respect_retry_after_header=False,
+        # Hand the last 5xx back to us, so it is mapped to Unavailable below.
+        raise_on_status=False,
+    )
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=retry)
+    session = requests.Session()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["Authorization"] = f"Bearer {token}"
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+def _readable_detail(body: Any) -> tuple[str, dict[str, list[str]]]:
+    """Turn ``{"detail": str | [pydantic errors]}`` into a message and per-field messages."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, str):
+        return detail, {}
+    if isinstance(detail, list):
+        fields: dict[str, list[str]] = {}
+        lines: list[str] = []
+        for item in detail:
+            if not isinstance(item, dict):
+                continue
+            msg = str(item.get("msg", "invalid value"))
+            loc = [part for part in item.get("loc", []) if isinstance(part, str)]
+            name = loc[-1] if loc else ""
+            # ninja's loc is e.g. ["body", "payload", "title"]; only the last part is a field.
+            if name in ("body", "payload", "query", "path", ""):
+                lines.append(msg)
+                continue
+            fields.setdefault(name, []).append(msg)
+            lines.append(f"{name}: {msg}")
+        return "; ".join(lines) or "Invalid input.", fields
+    return "", {}
+
+
+def error_for(response: requests.Response) -> PlatformError:
+    """Map an error response to the typed exception the views handle."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:  # HAProxy's own 502/503 pages are HTML
+        body = None
+    message, fields = _readable_detail(body)
+    message = message or f"platform answered {status}"
+    if status in (400, 422):
+        return Invalid(message, status, fields)
+    if status in (401, 403):
+        return Unauthorized(message, status)
+    if status == 404:
+        return NotFound(message, status)
+    if status == 409:
+        return Conflict(message, status)
+    if status >= 500:
+        return Unavailable(message, status)
+    return PlatformError(message, status)
+
+
+# --- The client -----------------------------------------------------------------
+
+
+def _name(username: str) -> str:
+    """Quote a username for a path segment, so no input can change the API path."""
+    return quote(username, safe="")
+
+
+class PlatformClient:
+    """Typed methods for every endpoint of docs/platform-api.md."""
+
+    def __init__(self, base_url: str, timeout: float, session: requests.Session) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
+        """Send one request, record its trace headers, and return the JSON body or raise."""
+        try:
+            response = self.session.request(
+                method, f"{self.base_url}{path}", params=params, json=json, timeout=self.timeout
+            )
+        except requests.RequestException as exc:  # refused, timed out, retries used up
+            raise Unavailable(f"platform unreachable: {exc.__class__.__name__}") from exc
+        trace = current_trace()
+        if trace is not None:
+            # Errors count too: the platform answered, and may have used its cache.
+            trace.record(response.headers)
+        if response.status_code >= 400:
+            raise error_for(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise Unavailable("platform answered with something other than JSON") from exc
+
+    # Accounts
+    def create_user(self, username: str, password: str) -> User:
+        """``POST /v1/users``: sign up; Conflict if the name is taken."""
+        return User.from_json(self._call("POST", "/v1/users", json={"username": username, "password": password}))
+
+    def authenticate(self, username: str, password: str) -> User:
+        """``POST /v1/sessions``: check a password; Unauthorized if wrong."""
+        return User.from_json(self._call("POST", "/v1/sessions", json={"username": username, "password": password}))
+
+    # Users
+    def get_user(self, username: str) -> User:
+        """``GET /v1/users/{username}``."""
+        return User.from_json(self._call("GET", f"/v1/users/{_name(username)}"))
+
+    def user_stories(self, username: str, page: int = 1) -> Page[Story]:
+        """``GET /v1/users/{username}/stories``."""
+        data = self._call("GET", f"/v1/users/{_name(username)}/stories", params={"page": page})
+        return Page.from_json(data, Story.from_json)
+
+    def followers(self, username: str, page: int = 1) -> Page[UserRef]:
+        """``GET /v1/users/{username}/followers``."""
+        data = self._call("GET", f"/v1/users/{_name(username)}/followers", params={"page": page})
+        return Page.from_json(data, UserRef.from_json)
+
+    def following(self, username: str, page: int = 1) -> Page[UserRef]:
+        """``GET /v1/users/{username}/following``."""
+        data = self._call("GET", f"/v1/users/{_name(username)}/following", params={"page": page})
+        return Page.from_json(data, UserRef.from_json)
+
+    def is_following(self, user_id: int, other_id: int) -> bool:
+        """``GET /v1/users/{user_id}/following/{other_id}``."""
+        return bool(self._call("GET", f"/v1/users/{int(user_id)}/following/{int(other_id)}")["following"])
+
+    def follow(self, user_id: int, other_id: int) -> FollowResult:
+        """``PUT /v1/users/{user_id}/following/{other_id}`` (idempotent)."""
+        return FollowResult.from_json(self._call("PUT", f"/v1/users/{int(user_id)}/following/{int(other_id)}"))
+
+    def unfollow(self, user_id: int, other_id: int) -> FollowResult:
+        """``DELETE /v1/users/{user_id}/following/{other_id}`` (idempotent)."""
+        return FollowResult.from_json(self._call("DELETE", f"/v1/users/{int(user_id)}/following/{int(other_id)}"))
+
+    def home(self, user_id: int, page: int = 1) -> Page[Story]:
+        """``GET /v1/users/{user_id}/home``: stories by the people the user follows."""
+        data = self._call("GET", f"/v1/users/{int(user_id)}/home", params={"page": page})
+        return Page.from_json(data, Story.from_json)
+
+    # Stories
+    def stories(self, sort: str, page: int = 1) -> Page[Story]:
+        """``GET /v1/stories?sort=top|new``."""
+        data = self._call("GET", "/v1/stories", params={"sort": sort, "page": page})
+        return Page.from_json(data, Story.from_json)
+
+    def get_story(self, story_id: int) -> Story:
+        """``GET /v1/stories/{id}``."""
+        return Story.from_json(self._call("GET", f"/v1/stories/{int(story_id)}"))
+
+    def create_story(self, author_id: int, title: str, url: str, text: str) -> Story:
+        """``POST /v1/stories``; an absent url or text is sent as an empty string."""
+        body = {"author_id": author_id, "title": title, "url": url, "text": text}
+        return Story.from_json(self._call("POST", "/v1/stories", json=body))
+
+    def vote(self, story_id: int, user_id: int) -> VoteResult:
+        """``POST /v1/stories/{id}/votes``; a repeated vote answers ``counted: false``."""
+        return VoteResult.from_json(self._call("POST", f"/v1/stories/{int(story_id)}/votes", json={"user_id": user_id}))
+
+    def healthz(self) -> dict[str, Any]:
+        """``GET /v1/healthz`` through HAProxy."""
+        result: dict[str, Any] = self._call("GET", "/v1/healthz")
+        return result
+
+
+# --- One client per process -----------------------------------------------------
+
+_client: PlatformClient | None = None
+_client_pid: int = 0
+_client_lock = threading.Lock()
+
+
+def get_client() -> PlatformClient:
+    """The process's client, built from settings on first use.
+
+    It is keyed by process id because gunicorn forks workers: a pool of sockets
+    inherited from the parent would be shared by two processes.
+    """
+    global _client, _client_pid
+    pid = os.getpid()
+    if _client is None or _client_pid != pid:
+        with _client_lock:
+            if _client is None or _client_pid != pid:
+                session = build_session(settings.PLATFORM_TOKEN, settings.PLATFORM_POOL_MAXSIZE)
+                _client = PlatformClient(settings.PLATFORM_URL, settings.PLATFORM_TIMEOUT, session)
+                _client_pid = pid
+    return _client
+
+
+def install_client(client: PlatformClient | None) -> None:
+    """Replace the process's client (tests inject one with a fake transport); None rebuilds from settings."""
+    global _client, _client_pid
+    with _client_lock:
+        _client = client
+        _client_pid = os.getpid() if client is not None else 0

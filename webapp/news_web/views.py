@@ -1,0 +1,150 @@
+"""Read-only pages of the news site, the error pages, and the health check.
+
+Post, "Platform layer": every page here is assembled from platform API calls;
+the web tier holds no data of its own. Post, "Load balancing": ``healthz`` is
+what the load balancer in front of the web servers asks to decide whether this
+server stays in the pool, so it is cheap and does not depend on the platform.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.shortcuts import render
+from django.template import loader
+from django.urls import reverse
+from django.views.decorators.http import require_safe
+
+from news_web import platform_client
+from news_web.auth import current_user, login_required, logged_in_user
+from news_web.middleware import error_page
+
+MAX_PAGE = 1000  # the platform's limit (docs/platform-api.md, "Limits")
+
+
+def page_number(request: HttpRequest) -> int:
+    """The ``?page=`` number, 1 by default; anything else than 1..1000 is a page that does not exist."""
+    raw = request.GET.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise Http404("no such page")
+    return int(raw)
+
+
+def _story_list(request: HttpRequest, heading: str, sort: str) -> HttpResponse:
+    stories = platform_client.get_client().stories(sort, page_number(request))
+    return render(request, "news_web/stories.html", {"heading": heading, "stories": stories})
+
+
+@require_safe
+def front(request: HttpRequest) -> HttpResponse:
+    """The front page: top stories."""
+    return _story_list(request, "Top stories", "top")
+
+
+@require_safe
+def newest(request: HttpRequest) -> HttpResponse:
+    """Newest stories first."""
+    return _story_list(request, "Newest stories", "new")
+
+
+@require_safe
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The home timeline: stories by the people the logged-in user follows."""
+    me = logged_in_user(request)
+    stories = platform_client.get_client().home(me.id, page_number(request))
+    return render(
+        request,
+        "news_web/stories.html",
+        {"heading": "Your home", "stories": stories, "empty_hint": "follow"},
+    )
+
+
+@require_safe
+def story(request: HttpRequest, story_id: int) -> HttpResponse:
+    """One story with its vote button; a platform 404 becomes this site's 404."""
+    item = platform_client.get_client().get_story(story_id)
+    return render(request, "news_web/story.html", {"story": item})
+
+
+@require_safe
+def user(request: HttpRequest, username: str) -> HttpResponse:
+    """A profile: counters, stories, first followers and following, and a follow button."""
+    client = platform_client.get_client()
+    profile = client.get_user(username)
+    me = current_user(request)
+    context = {
+        "profile": profile,
+        "stories": client.user_stories(profile.username),
+        "followers": client.followers(profile.username),
+        "following": client.following(profile.username),
+        "is_self": me is not None and me.id == profile.id,
+        # None hides the button: anonymous visitors, and your own profile.
+        "is_following": client.is_following(me.id, profile.id) if me and me.id != profile.id else None,
+    }
+    return render(request, "news_web/user.html", context)
+
+
+def _user_list(request: HttpRequest, username: str, which: str) -> HttpResponse:
+    client = platform_client.get_client()
+    page = page_number(request)
+    profile = client.get_user(username)
+    if which == "followers":
+        people = client.followers(profile.username, page)
+        heading = f"People following {profile.username}"
+    else:
+        people = client.following(profile.username, page)
+        heading = f"People {profile.username} follows"
+    return render(request, "news_web/user_list.html", {"profile": profile, "people": people, "heading": heading})
+
+
+@require_safe
+def followers(request: HttpRequest, username: str) -> HttpResponse:
+    """Who follows ``username``, paginated."""
+    return _user_list(request, username, "followers")
+
+
+@require_safe
+def following(request: HttpRequest, username: str) -> HttpResponse:
+    """Whom ``username`` follows, paginated."""
+    return _user_list(request, username, "following")
+
+
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    """``200 {"status": "ok", "server": ...}`` without touching the platform."""
+    return JsonResponse({"status": "ok", "server": settings.SCALESTACK_SERVER_NAME})
+
+
+# --- Error pages (wired in urls.py and settings.CSRF_FAILURE_VIEW) ----------------
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """400 page."""
+    return error_page(request, 400, "Bad request", "The request could not be understood.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """403 page."""
+    return error_page(request, 403, "Forbidden", "You are not allowed to do that.")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404 page, for unknown URLs and for platform 404s alike."""
+    return error_page(request, 404, "Not found", "There is nothing here.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """403 when a form's CSRF token is missing or wrong."""
+    return error_page(
+        request,
+        403,
+        "Form expired",
+        "This form was too old or came from another site. Go back, reload the page and try again.",
+    )
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500 page, rendered without the request context so it cannot fail the same way twice."""
+    body = loader.get_template("news_web/500.html").render({"front_url": reverse("front")})
+    return HttpResponseServerError(body)
