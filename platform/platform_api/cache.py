@@ -134,6 +134,13 @@ class BoundedMemcachedLock(MemcachedLock):
                 return True
             if not wait or time.monotonic() >= deadline:
                 return False
+            # With ignore_exc, "not added" also means "node unreachable", and
+            # waiting would then cost LOCK_WAIT_SECONDS per key (a minute for a
+            # page of 30 stories). Only a lock that can be seen is worth waiting
+            # for; if the key is absent, the node is down or the holder has just
+            # released it, and either way this request goes on without the lock.
+            if client.get(self.key) is None:
+                return False
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
 

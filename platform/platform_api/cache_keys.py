@@ -34,7 +34,11 @@ HOME_SOFT_TTL = 300
 def mangle(key: str) -> str:
     """Apply the deployment prefix and schema version; hash keys memcached can't take."""
     full = f"{settings.CACHE_KEY_PREFIX}:{KEY_SCHEMA_VERSION}:{key}"
-    if len(full) > 200 or any(c.isspace() for c in full):
+    # memcached keys are at most 250 bytes of printable ASCII. Checking only
+    # ``isspace`` let through non-ASCII letters, for which pymemcache raises
+    # MemcacheIllegalInputError (an exception, not a miss), and control
+    # characters, which memcached's text protocol does not allow.
+    if len(full) > 200 or not all("!" <= c <= "~" for c in full):
         full = f"{settings.CACHE_KEY_PREFIX}:{KEY_SCHEMA_VERSION}:h:" + hashlib.sha256(key.encode()).hexdigest()
     return full
 

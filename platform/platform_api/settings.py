@@ -31,6 +31,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
 ]
 ROOT_URLCONF = "platform_api.urls"
+# Only django-ninja's interactive docs page (/v1/docs) renders a template.
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 WSGI_APPLICATION = "platform_api.wsgi.application"
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -75,6 +77,9 @@ CACHE_KEY_PREFIX: str = env.str("CACHE_KEY_PREFIX", default="ss")
 # Test-only hooks (a slow read-through fill, to reproduce the stale-fill race).
 # Never on in the dev stack; the test stack turns it on explicitly.
 FAULT_INJECTION: bool = env.bool("SCALESTACK_FAULT_INJECTION", default=False)
+if FAULT_INJECTION:
+    # Inside ServedByMiddleware, whose begin_request() resets the delay first.
+    MIDDLEWARE.append("platform_api.faults.FillDelayMiddleware")
 
 PASSWORD_HASHERS = env.list(
     "DJANGO_PASSWORD_HASHERS",

@@ -1,0 +1,316 @@
+"""The platform API, v1: the HTTP face of the post's "Platform layer" section.
+
+"Your web applications communicate with a platform layer which in turn
+communicates with your databases": the web tier (and any other product) calls
+these endpoints over HTTP through HAProxy and never touches PostgreSQL or
+memcached itself. That lets the two tiers scale independently, and this
+versioned, documented interface (``docs/platform-api.md``, and the OpenAPI
+document at ``/v1/openapi.json``) is the "crisp product-agnostic interface"
+behind which the platform team may change how data is stored and cached.
+
+The views are thin: they check input (django-ninja and :mod:`.schemas`), call
+:mod:`.repository`, and shape the answer. Every error is JSON
+``{"detail": ...}`` with a 4xx status (503 when the database is down), never a
+500.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connections
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.security import HttpBearer
+from pymemcache.client.base import Client as MemcacheClient
+
+from platform_api import cache, repository, rules
+from platform_api.schemas import (
+    ErrorOut,
+    FollowingOut,
+    FollowResultOut,
+    HealthOut,
+    SignInIn,
+    SignUpIn,
+    SortOrder,
+    StoryIn,
+    StoryOut,
+    StoryPageOut,
+    UserOut,
+    UserPageOut,
+    VoteIn,
+    VoteResultOut,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ServiceToken(HttpBearer):
+    """``Authorization: Bearer <PLATFORM_TOKEN>``: the web tier's credential.
+
+    Compared in constant time so the token cannot be guessed byte by byte.
+    """
+
+    def authenticate(self, request: HttpRequest, token: str) -> str | None:
+        """Accept the request if ``token`` is the configured service token."""
+        if hmac.compare_digest(token.encode(), settings.PLATFORM_TOKEN.encode()):
+            return "web"
+        return None
+
+
+api = NinjaAPI(
+    title="scalestack platform",
+    version="1",
+    description="The platform layer of scalestack; see docs/platform-api.md.",
+    urls_namespace="platform-v1",
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+    auth=ServiceToken(),
+)
+
+# Answers every operation may give besides its success.
+#
+# Query parameters are declared with plain annotations (``page: PageNumber = 1``):
+# django-ninja makes simple types query parameters by default, and its
+# ``Query[...]`` wrapper around an ``Annotated`` type loses the default.
+ERRORS: dict[int, Any] = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 503: ErrorOut}
+
+
+# --------------------------------------------------------------------------
+# Errors: always JSON {"detail": ...}, never a 500
+# --------------------------------------------------------------------------
+def _error(request: HttpRequest, status: int, detail: Any) -> HttpResponse:
+    return api.create_response(request, {"detail": detail}, status=status)
+
+
+@api.exception_handler(repository.NotFound)
+def _not_found(request: HttpRequest, exc: repository.NotFound) -> HttpResponse:
+    return _error(request, 404, str(exc))
+
+
+@api.exception_handler(Http404)
+def _http404(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return _error(request, 404, str(exc) or "not found")
+
+
+@api.exception_handler(repository.Conflict)
+def _conflict(request: HttpRequest, exc: repository.Conflict) -> HttpResponse:
+    return _error(request, 409, str(exc))
+
+
+@api.exception_handler(IntegrityError)
+def _integrity_error(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
+    # Only a race the repository did not foresee gets here; the database kept
+    # its constraints, so the request conflicted with data written meanwhile.
+    log.warning("integrity error answered as 409: %s", exc)
+    return _error(request, 409, "the request conflicts with data written at the same time; try again")
+
+
+@api.exception_handler(repository.InvalidRequest)
+def _invalid(request: HttpRequest, exc: repository.InvalidRequest) -> HttpResponse:
+    return _error(request, 400, str(exc))
+
+
+@api.exception_handler(DataError)
+def _data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
+    # Validation should stop such values first; this is the safety net.
+    log.warning("data error answered as 400: %s", exc)
+    return _error(request, 400, "a value in the request is out of range or malformed")
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_down(request: HttpRequest, exc: Exception) -> HttpResponse:
+    log.error("database unavailable: %s", exc)
+    return _error(request, 503, "the database is unavailable; try again shortly")
+
+
+def not_found_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 for URLs no route matches, as JSON (``handler404``)."""
+    return JsonResponse({"detail": "no such endpoint"}, status=404)
+
+
+def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400 (e.g. a disallowed Host header), as JSON (``handler400``)."""
+    return JsonResponse({"detail": "bad request"}, status=400)
+
+
+def server_error_view(request: HttpRequest) -> HttpResponse:
+    """Django's 500, as JSON (``handler500``); a bug if it is ever seen."""
+    return JsonResponse({"detail": "internal error"}, status=500)
+
+
+def _user_or_404(user_id: int) -> dict[str, Any]:
+    user = repository.get_user(user_id)
+    if user is None:
+        raise repository.NotFound(f"user {user_id} not found")
+    return user
+
+
+def _user_id_or_404(username: str) -> int:
+    user_id = repository.get_user_id(username)
+    if user_id is None:
+        raise repository.NotFound(f"user {username!r} not found")
+    return user_id
+
+
+# --------------------------------------------------------------------------
+# Health
+# --------------------------------------------------------------------------
+@api.get("/healthz", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["health"])
+def healthz(request: HttpRequest) -> tuple[int, dict[str, Any]]:
+    """Whether this server can reach the database (required) and memcached.
+
+    HAProxy's health check: 503 takes this server out of the pool when it cannot
+    reach PostgreSQL; a dead memcached node only makes the answer "degraded",
+    because requests still succeed without the cache.
+    """
+    database = _database_ok()
+    cache_ok = _cache_ok()
+    status = "ok" if database and cache_ok else "degraded" if database else "unavailable"
+    body = {"status": status, "server": settings.SERVER_NAME, "database": database, "cache": cache_ok}
+    return (200 if database else 503), body
+
+
+def _database_ok() -> bool:
+    """``SELECT 1`` through HAProxy's read pool (the alias reads use)."""
+    try:
+        with connections["replica"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return cursor.fetchone() == (1,)
+    except Exception as exc:  # any failure means "not healthy", never a 500
+        log.warning("health check: database unreachable: %s", exc)
+        return False
+
+
+def _cache_ok() -> bool:
+    """Whether the data cache is on and every memcached node answers ``version``."""
+    if not cache.enabled():
+        return False
+    return all(_memcached_node_ok(server) for server in settings.MEMCACHED_SERVERS)
+
+
+def _memcached_node_ok(server: str) -> bool:
+    """Ask one node for its version over a short-lived connection."""
+    host, _, port = server.rpartition(":")
+    client = MemcacheClient((host, int(port)), connect_timeout=0.25, timeout=0.25)
+    try:
+        client.version()
+        return True
+    except Exception as exc:  # a refused connection or a timeout
+        log.warning("health check: memcached %s unreachable: %s", server, exc)
+        return False
+    finally:
+        client.close()
+
+
+# --------------------------------------------------------------------------
+# Accounts
+# --------------------------------------------------------------------------
+@api.post("/users", response={201: UserOut, 409: ErrorOut, **ERRORS}, tags=["users"])
+def sign_up(request: HttpRequest, body: SignUpIn) -> tuple[int, dict[str, Any]]:
+    """Create an account; 409 if the name is taken (in any letter case)."""
+    return 201, repository.create_user(body.username, body.password)
+
+
+@api.post("/sessions", response={200: UserOut, **ERRORS}, tags=["users"])
+def sign_in(request: HttpRequest, body: SignInIn) -> tuple[int, dict[str, Any]]:
+    """Check credentials; the user on success, 401 otherwise."""
+    user = repository.authenticate(body.username, body.password)
+    if user is None:
+        return 401, {"detail": "wrong username or password"}
+    return 200, user
+
+
+# --------------------------------------------------------------------------
+# Users and the social graph
+# --------------------------------------------------------------------------
+@api.get("/users/{username}", response={200: UserOut, **ERRORS}, tags=["users"])
+def get_user(request: HttpRequest, username: str) -> dict[str, Any]:
+    """A user's profile by name (case-insensitive)."""
+    user = repository.get_user_by_username(username)
+    if user is None:
+        raise repository.NotFound(f"user {username!r} not found")
+    return user
+
+
+@api.get("/users/{username}/stories", response={200: StoryPageOut, **ERRORS}, tags=["users"])
+def user_stories(request: HttpRequest, username: str, page: rules.PageNumber = 1) -> dict[str, Any]:
+    """A page of the user's stories, newest first."""
+    return repository.user_stories(_user_id_or_404(username), page)
+
+
+@api.get("/users/{username}/followers", response={200: UserPageOut, **ERRORS}, tags=["users"])
+def user_followers(request: HttpRequest, username: str, page: rules.PageNumber = 1) -> dict[str, Any]:
+    """A page of the user's followers, most recent first."""
+    return repository.followers(_user_id_or_404(username), page)
+
+
+@api.get("/users/{username}/following", response={200: UserPageOut, **ERRORS}, tags=["users"])
+def user_following(request: HttpRequest, username: str, page: rules.PageNumber = 1) -> dict[str, Any]:
+    """A page of the users this user follows, most recent first."""
+    return repository.following(_user_id_or_404(username), page)
+
+
+@api.get("/users/{user_id}/following/{other_id}", response={200: FollowingOut, **ERRORS}, tags=["follows"])
+def is_following(request: HttpRequest, user_id: rules.RowId, other_id: rules.RowId) -> dict[str, Any]:
+    """Whether ``user_id`` follows ``other_id``."""
+    _user_or_404(user_id)
+    _user_or_404(other_id)
+    return {"following": repository.is_following(user_id, other_id)}
+
+
+@api.put("/users/{user_id}/following/{other_id}", response={200: FollowResultOut, **ERRORS}, tags=["follows"])
+def follow(request: HttpRequest, user_id: rules.RowId, other_id: rules.RowId) -> dict[str, Any]:
+    """``user_id`` follows ``other_id``; doing it again changes nothing."""
+    changed, user, other = repository.follow(user_id, other_id)
+    return {"changed": changed, "user": user, "other": other}
+
+
+@api.delete("/users/{user_id}/following/{other_id}", response={200: FollowResultOut, **ERRORS}, tags=["follows"])
+def unfollow(request: HttpRequest, user_id: rules.RowId, other_id: rules.RowId) -> dict[str, Any]:
+    """``user_id`` stops following ``other_id``; doing it again changes nothing."""
+    changed, user, other = repository.unfollow(user_id, other_id)
+    return {"changed": changed, "user": user, "other": other}
+
+
+@api.get("/users/{user_id}/home", response={200: StoryPageOut, **ERRORS}, tags=["follows"])
+def home(request: HttpRequest, user_id: rules.RowId, page: rules.PageNumber = 1) -> dict[str, Any]:
+    """Stories by the people the user follows, newest first."""
+    _user_or_404(user_id)
+    return repository.home_timeline(user_id, page)
+
+
+# --------------------------------------------------------------------------
+# Stories and votes
+# --------------------------------------------------------------------------
+@api.get("/stories", response={200: StoryPageOut, **ERRORS}, tags=["stories"])
+def list_stories(
+    request: HttpRequest, sort: SortOrder = "top", page: rules.PageNumber = 1
+) -> dict[str, Any]:
+    """The front page (``top``, by gravity) or the newest stories (``new``)."""
+    return repository.story_page(sort, page)
+
+
+@api.post("/stories", response={201: StoryOut, **ERRORS}, tags=["stories"])
+def submit_story(request: HttpRequest, body: StoryIn) -> tuple[int, dict[str, Any]]:
+    """Submit a link or text story as ``author_id``."""
+    return 201, repository.create_story(body.author_id, body.title, body.url, body.text)
+
+
+@api.get("/stories/{story_id}", response={200: StoryOut, **ERRORS}, tags=["stories"])
+def get_story(request: HttpRequest, story_id: rules.RowId) -> dict[str, Any]:
+    """One story."""
+    story = repository.get_story(story_id)
+    if story is None:
+        raise repository.NotFound(f"story {story_id} not found")
+    return story
+
+
+@api.post("/stories/{story_id}/votes", response={200: VoteResultOut, **ERRORS}, tags=["stories"])
+def vote(request: HttpRequest, story_id: rules.RowId, body: VoteIn) -> dict[str, Any]:
+    """``user_id`` votes for the story; a second vote is not counted."""
+    counted, story = repository.vote(story_id, body.user_id)
+    return {"counted": counted, "story": story}

@@ -1,0 +1,74 @@
+"""A real stack for the integration tests, started once per session.
+
+The ``test`` profile has its own ports (dev + 20000) and data directory
+(``var/test``), so a ``make run`` can stay up beside ``make test``. Nothing is
+mocked: the tests talk to HAProxy, gunicorn, PostgreSQL and memcached.
+
+Set ``SCALESTACK_TEST_KEEP=1`` to leave the stack running after the session
+(a re-run then reuses it, which makes iterating on one test fast).
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+import requests
+
+from scalestack import stack
+from scalestack.topology import Topology, load
+from tests.integration.helpers import Member, make_member
+
+
+@pytest.fixture(scope="session")
+def topology() -> Topology:
+    """The test profile's topology."""
+    return load("test")
+
+
+@pytest.fixture(scope="session")
+def running_stack(topology: Topology) -> Iterator[Topology]:
+    """Start the whole test stack (reusing one left running with SCALESTACK_TEST_KEEP)."""
+    stack.up(topology, say=lambda m: print(f"[stack] {m}"))
+    yield topology
+    if not os.environ.get("SCALESTACK_TEST_KEEP"):
+        stack.down(topology, say=lambda m: print(f"[stack] {m}"))
+
+
+@pytest.fixture(autouse=True)
+def _every_process_running(running_stack: Topology) -> Iterator[None]:
+    """Each test starts with every process up, whatever the previous one stopped."""
+    for row in stack.status(running_stack):
+        if row.state != "RUNNING":
+            stack.start(running_stack, row.name)
+    for process in running_stack.web:
+        stack.wait_for(lambda: stack.http_ok(process.host, process.port, "/healthz"), 30, process.name)
+    yield
+
+
+@pytest.fixture(scope="session")
+def site(running_stack: Topology) -> str:
+    """The front door's base URL."""
+    return f"http://127.0.0.1:{running_stack.front_port}"
+
+
+@pytest.fixture(scope="session")
+def api_url(running_stack: Topology) -> str:
+    """The platform pool's base URL (HAProxy 127.0.0.1:29000 in the test profile)."""
+    return running_stack.platform_url
+
+
+@pytest.fixture(scope="session")
+def api(running_stack: Topology) -> requests.Session:
+    """A platform API client carrying the service token."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {running_stack.secrets()['PLATFORM_TOKEN']}"
+    return session
+
+
+@pytest.fixture
+def member(site: str, api: requests.Session, api_url: str) -> Member:
+    """Factory-made: a brand-new user, signed up and logged in through the site."""
+    return make_member(site, api, api_url)
+
+

@@ -1,0 +1,71 @@
+"""Helpers shared by the integration tests: forms, CSRF, users, raw cache and SQL access."""
+from __future__ import annotations
+
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+
+import requests
+
+from scalestack import stack
+from scalestack.topology import Topology
+
+
+def sql(t: Topology, query: str) -> str:
+    """Run a query on the primary as the superuser; return psql's unaligned output."""
+    return stack.psql(t, query, database="scalestack").strip()
+
+
+def memcached_delete(t: Topology, key: str) -> None:
+    """Delete a (mangled) key from every memcached node, behind the platform's back."""
+    for node in t.memcached:
+        with socket.create_connection((node.host, node.port), timeout=2) as conn:
+            conn.sendall(f"delete {key}\r\n".encode())
+            conn.recv(100)
+
+
+def story_key(t: Topology, story_id: int) -> str:
+    """The memcached key of a story object, as platform_api.cache_keys mangles it."""
+    from platform_api.cache_keys import KEY_SCHEMA_VERSION, story_cache_key
+
+    return f"ss-{t.profile}:{KEY_SCHEMA_VERSION}:{story_cache_key(story_id)}"
+
+
+CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    match = CSRF_RE.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def post_form(session: requests.Session, url: str, data: dict[str, str], **kwargs) -> requests.Response:
+    """GET a form page for its CSRF token, then POST ``data`` to ``url``."""
+    page = session.get(kwargs.pop("form_url", url), timeout=10)
+    return session.post(url, data={"csrfmiddlewaretoken": csrf_token(page.text), **data},
+                        timeout=10, allow_redirects=kwargs.pop("allow_redirects", True), **kwargs)
+
+
+@dataclass
+class Member:
+    """A signed-up user with a logged-in browser session."""
+
+    username: str
+    password: str
+    session: requests.Session
+    id: int
+
+
+def make_member(site: str, api: requests.Session, api_url: str) -> Member:
+    """Sign a new user up through the site's form; return its logged-in session."""
+    username = f"t{uuid.uuid4().hex[:12]}"
+    password = "correct horse battery"
+    session = requests.Session()
+    response = post_form(session, f"{site}/signup", {"username": username, "password": password,
+                                                      "password2": password})
+    assert response.status_code == 200, response.text[:500]
+    user = api.get(f"{api_url}/v1/users/{username}", timeout=10).json()
+    return Member(username, password, session, user["id"])
