@@ -89,6 +89,8 @@ def follow_logs(t: Topology) -> None:
                 name = path.stem
                 role = name.split("-")[0]
                 for line in data.decode(errors="replace").splitlines():
+                    if "/healthz" in line:
+                        continue  # HAProxy's checks, once a second per server: noise here
                     console.print(f"[{ROLE_COLOURS.get(role, 'white')}]{name:>12}[/] | ", end="")
                     console.out(line, highlight=False)
         time.sleep(0.25)

@@ -69,3 +69,61 @@ def test_new_story_appears_at_once_on_newest_and_on_followers_home(
     assert response.status_code == 200
     assert title in requests.get(f"{site}/newest", timeout=10).text
     assert title in follower.session.get(f"{site}/home", timeout=10).text
+
+
+def test_one_setting_turns_the_data_cache_off(api: requests.Session, api_url: str, running_stack: Topology) -> None:
+    """A platform server started with DATA_CACHE_ENABLED=false reads PostgreSQL every time."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from scalestack import stack
+    from scalestack.topology import REPO
+
+    port = running_stack.port(8299)
+    env = {**os.environ, **running_stack.platform_env(), "DATA_CACHE_ENABLED": "false",
+           "SCALESTACK_SERVER_NAME": "platform-nocache"}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "platform_api.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--chdir", str(REPO / "platform")],
+        cwd=REPO / "platform", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        stack.wait_for(lambda: stack.http_ok("127.0.0.1", port, "/v1/healthz"), 30, "the uncached platform")
+        cached = api.get(f"{api_url}/v1/stories?sort=new", timeout=10)
+        for _ in range(2):
+            uncached = api.get(f"http://127.0.0.1:{port}/v1/stories?sort=new", timeout=10)
+            assert uncached.headers["X-Cache"] == "hits=0 misses=0"
+            assert uncached.headers["X-Served-By"] == "platform-nocache"
+        assert uncached.json() == cached.json()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_concurrent_misses_on_one_key_read_the_database_once(
+    api_url: str, running_stack: Topology
+) -> None:
+    """dogpile's distributed lock: one request fills a cold key, the others wait for it."""
+    import threading
+
+    story_id = 5678
+    memcached_delete(running_stack, story_key(running_stack, story_id))
+    token = running_stack.secrets()["PLATFORM_TOKEN"]
+    answers: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def read() -> None:
+        response = requests.get(f"{api_url}/v1/stories/{story_id}", timeout=10,
+                                headers={"Authorization": f"Bearer {token}", "X-Debug-Fill-Delay": "1"})
+        assert response.status_code == 200
+        with lock:
+            answers.append(_cache(response))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [(0, 1)] + [(1, 0)] * 7, answers

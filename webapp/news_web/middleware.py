@@ -45,6 +45,10 @@ class PlatformTraceMiddleware:
         response["X-Served-By"] = settings.SCALESTACK_SERVER_NAME
         response["X-Platform-Served-By"] = trace.servers_header
         response["X-Cache"] = trace.cache_header
+        if request.path == "/healthz":
+            # HAProxy checks every server every second; logging those would
+            # drown the requests a person is watching for.
+            return response
         logger.info(
             "%s %s %s %dms platform=[%s] calls=%d cache=%s",
             request.method,
