@@ -34,6 +34,10 @@ ROLE_COLOURS = {
     "postgres": "red",
     "memcached": "red",
     "static": "red",
+    "rabbitmq": "red",
+    "consumer": "blue",
+    "worker": "blue",
+    "beat": "blue",
 }
 
 
@@ -53,6 +57,21 @@ def print_status(t: Topology) -> None:
             f"[{colour}]{row.state}[/]", str(row.pid or "-"), row.address, row.uptime,
         )
     console.print(table)
+    if stack.supervisord_running(t):
+        print_offline_status(t)
+
+
+def print_offline_status(t: Topology) -> None:
+    """The active scheduler, queue depths and dead letters, and the outbox."""
+    off = stack.offline_status(t)
+    console.print(f"active beat: [bold]{off.active_beat or 'none'}[/]   "
+                  f"outbox events waiting: {off.outbox_pending if off.outbox_pending is not None else '?'}")
+    if off.queues:
+        parts = []
+        for name, depth in sorted(off.queues.items()):
+            style = "red" if name.endswith(".dead") and depth else "white"
+            parts.append(f"[{style}]{name}={depth}[/]")
+        console.print("queues (messages): " + "  ".join(parts))
 
 
 def print_urls(t: Topology) -> None:
@@ -64,6 +83,7 @@ def print_urls(t: Topology) -> None:
     table.add_row("HAProxy stats (CSV: /stats;csv)", t.stats_url)
     table.add_row("platform API docs (through the platform pool)", f"{t.platform_url}/v1/docs")
     table.add_row("static host (nginx)", t.static_url)
+    table.add_row("RabbitMQ management (user scalestack, see var/secrets.env)", f"{t.rabbitmq_management_url}/")
     console.print(table)
     console.print("demo users: any seeded name (e.g. see the front page), password [bold]password123[/]")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,7 +50,27 @@ def render_template(name: str, t: Topology) -> str:
         env_line=env_line,
         workers=workers_per_server(),
         shlex=shlex,
+        rabbitmq_env=rabbitmq_env(t),
     )
+
+
+def rabbitmq_env(t: Topology) -> dict[str, str]:
+    """The environment that makes ``rabbitmq-server`` a private node of this profile."""
+    base = t.rabbitmq_base
+    env = {
+        "RABBITMQ_NODENAME": t.rabbitmq_nodename,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(t.rabbitmq.port),
+        "RABBITMQ_DIST_PORT": str(t.rabbitmq_dist_port),
+        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(base / "log"),
+        "RABBITMQ_CONFIG_FILE": str(t.etc / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(t.etc / "enabled_plugins"),
+    }
+    if t.run_as_root:
+        # The Erlang cookie lives in the rabbitmq user's home.
+        env["HOME"] = "/var/lib/rabbitmq"
+    return env
 
 
 def render_all(t: Topology) -> dict[str, Path]:
@@ -62,6 +83,8 @@ def render_all(t: Topology) -> dict[str, Path]:
         "static": ("nginx/static.conf.j2", t.etc / "static.conf"),
         "postgresql": ("postgres/postgresql.conf.j2", t.etc / "postgresql.conf"),
         "pg_hba": ("postgres/pg_hba.conf.j2", t.etc / "pg_hba.conf"),
+        "rabbitmq": ("rabbitmq/rabbitmq.conf.j2", t.etc / "rabbitmq.conf"),
+        "rabbitmq_plugins": ("rabbitmq/enabled_plugins.j2", t.etc / "enabled_plugins"),
     }
     written: dict[str, Path] = {}
     for key, (template, target) in outputs.items():
@@ -70,7 +93,11 @@ def render_all(t: Topology) -> dict[str, Path]:
         # (an HAProxy reload, say) never sees half of it.
         tmp = target.with_suffix(target.suffix + ".tmp")
         tmp.write_text(text)
-        tmp.chmod(0o644 if key != "supervisord" else 0o600)
+        # The supervisord and RabbitMQ configs hold secrets. RabbitMQ reads its
+        # config as the rabbitmq user, so that file is handed to it.
+        tmp.chmod(0o600 if key in ("supervisord", "rabbitmq") else 0o644)
+        if key == "rabbitmq" and t.run_as_root:
+            shutil.chown(tmp, "rabbitmq", "rabbitmq")
         tmp.replace(target)
         written[key] = target
     return written

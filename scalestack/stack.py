@@ -267,6 +267,23 @@ def manage(t: Topology, service: str, *args: str, quiet: bool = False) -> None:
         raise StackError(f"manage.py {' '.join(args)} failed:\n{result.stdout or ''}")
 
 
+def manage_output(t: Topology, service: str, *args: str) -> str:
+    """Run ``manage.py`` like :func:`manage` and return what it printed."""
+    env = {**os.environ, **(t.platform_env() if service == "platform" else t.web_env())}
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO / service_dir(service), env=env,
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise StackError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def service_dir(service: str) -> str:
+    """The folder holding a service's ``manage.py``."""
+    return "platform" if service == "platform" else "webapp"
+
+
 # --------------------------------------------------------------------------
 # Up
 # --------------------------------------------------------------------------
@@ -278,17 +295,45 @@ def _start_all(t: Topology, processes: Iterable[Process], ready: Callable[[Proce
         wait_for(lambda: ready(process), timeout, f"{process.name} on {process.address}")
 
 
+def init_rabbitmq(t: Topology) -> None:
+    """Create the node's directories; as root they belong to the ``rabbitmq`` user."""
+    for folder in (t.rabbitmq_base, t.rabbitmq_base / "mnesia", t.rabbitmq_base / "log"):
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(folder, "rabbitmq", "rabbitmq")
+
+
+def rabbitmq_api(t: Topology, path: str) -> object | None:
+    """GET a RabbitMQ management API path (JSON), or ``None`` if it doesn't answer."""
+    import base64
+    import json
+
+    password = t.secrets()["RABBITMQ_PASSWORD"]
+    auth = base64.b64encode(f"scalestack:{password}".encode()).decode()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", t.rabbitmq_management_port, timeout=3)
+        conn.request("GET", f"/api/{path}", headers={"Authorization": f"Basic {auth}"})
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+        return json.loads(body) if response.status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
 def up(t: Topology, say: Say = print, seed: bool = True) -> None:
     """Start every process in dependency order and wait until the site answers."""
     say(f"rendering configs into {t.etc}")
+    init_rabbitmq(t)
     render_all(t)
     init_postgres(t, say)
     start_supervisord(t)
 
-    say("starting PostgreSQL and memcached")
+    say("starting PostgreSQL, memcached and RabbitMQ")
     _start_all(t, [t.postgres], lambda p: tcp_open(p.host, p.port), 60)
     bootstrap_database(t)
-    _start_all(t, t.memcached, lambda p: tcp_open(p.host, p.port), 20)
+    _start_all(t, [*t.memcached, t.rabbitmq], lambda p: tcp_open(p.host, p.port), 90)
+    wait_for(lambda: rabbitmq_api(t, "overview") is not None, 60, "RabbitMQ's management API")
 
     say("starting HAProxy (front door, platform pool, database pools)")
     _start_all(t, [t.haproxy], lambda p: tcp_open("127.0.0.1", t.db_write_port), 20)
@@ -306,6 +351,41 @@ def up(t: Topology, say: Say = print, seed: bool = True) -> None:
     _start_all(t, t.web, lambda p: http_ok(p.host, p.port, "/healthz"), 60)
     _start_all(t, [t.static], lambda p: http_ok(p.host, p.port, "/healthz"), 20)
     wait_for(lambda: http_ok("127.0.0.1", t.front_port, "/healthz"), 20, "the front door")
+
+    say("starting the off-line pool: consumers, Celery workers, schedulers")
+    # supervisord reports RUNNING once a process has stayed up for a second.
+    _start_all(t, t.offline, lambda p: True, 30)
+
+
+@dataclass
+class OfflineStatus:
+    """What ``scalestack status`` shows about the off-line pool."""
+
+    active_beat: str | None
+    queues: dict[str, int]
+    outbox_pending: int | None
+
+
+def offline_status(t: Topology) -> OfflineStatus:
+    """The active scheduler, queue depths (dead-letter queues included) and the outbox."""
+    active = None
+    outbox = None
+    try:
+        # The scheduler holding the lease is the one whose session holds an
+        # advisory lock; it names itself in application_name.
+        active = psql(
+            t,
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'beat-%' LIMIT 1",
+            database="scalestack",
+        ).strip() or None
+        outbox = int(psql(t, "SELECT count(*) FROM outbox_events WHERE published_at IS NULL",
+                          database="scalestack").strip() or 0)
+    except StackError:
+        pass
+    queues = rabbitmq_api(t, "queues") or []
+    depths = {q["name"]: int(q.get("messages", 0)) for q in queues if isinstance(q, dict)}
+    return OfflineStatus(active, depths, outbox)
 
 
 def _db_pool_up(t: Topology) -> bool:

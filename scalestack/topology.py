@@ -31,6 +31,10 @@ WEB_BASE_PORT = 8100
 PLATFORM_BASE_PORT = 8200
 POSTGRES_PORT = 5433  # not 5432, so a system PostgreSQL can stay
 MEMCACHED_BASE_PORT = 11310  # not 11211, for the same reason
+RABBITMQ_PORT = 5673  # not 5672
+RABBITMQ_MANAGEMENT_PORT = 15673
+# Erlang distribution port, fixed so that two nodes (dev and test) never clash.
+RABBITMQ_DIST_PORT = 5674
 
 PROFILE_PORT_OFFSET = {"dev": 0, "test": 20000}
 
@@ -41,15 +45,16 @@ class Process:
 
     name: str
     role: str
-    port: int
+    # Consumers, workers and schedulers listen on nothing.
+    port: int | None
     host: str = "127.0.0.1"
     # Which pool (if any) HAProxy balances this server in.
     pool: str | None = None
 
     @property
     def address(self) -> str:
-        """``host:port`` as HAProxy and clients write it."""
-        return f"{self.host}:{self.port}"
+        """``host:port`` as HAProxy and clients write it (``-`` for no port)."""
+        return f"{self.host}:{self.port}" if self.port else "-"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,10 @@ class Topology:
     web_servers: int = 2
     platform_servers: int = 2
     memcached_nodes: int = 2
+    fanout_consumers: int = 2
+    click_consumers: int = 1
+    celery_workers: int = 2
+    beats: int = 2
     front_bind: str = "127.0.0.1"
     data_cache: bool = True
     fault_injection: bool = False
@@ -142,15 +151,59 @@ class Topology:
         """nginx serving the collected static files."""
         return Process("static", "static", self.static_port)
 
+    @property
+    def rabbitmq(self) -> Process:
+        """The private RabbitMQ node (AMQP port; management on :attr:`rabbitmq_management_port`)."""
+        return Process("rabbitmq", "rabbitmq", self.port(RABBITMQ_PORT))
+
+    @property
+    def rabbitmq_management_port(self) -> int:
+        """RabbitMQ's management API and UI (queue depths)."""
+        return self.port(RABBITMQ_MANAGEMENT_PORT)
+
+    @property
+    def rabbitmq_dist_port(self) -> int:
+        """The Erlang distribution port of the node."""
+        return self.port(RABBITMQ_DIST_PORT)
+
+    @property
+    def rabbitmq_nodename(self) -> str:
+        """The node's name: one per profile, so dev and test nodes can run side by side."""
+        return f"scalestack-{self.profile}@localhost"
+
+    @property
+    def consumers(self) -> list[Process]:
+        """The pika consumers: fan-out to timelines, and the click log."""
+        fanout = [Process(f"fanout-{i}", "consumer", None) for i in range(1, self.fanout_consumers + 1)]
+        clicks = [Process(f"clicks-{i}", "consumer", None) for i in range(1, self.click_consumers + 1)]
+        return fanout + clicks
+
+    @property
+    def workers(self) -> list[Process]:
+        """The Celery workers."""
+        return [Process(f"worker-{i}", "worker", None) for i in range(1, self.celery_workers + 1)]
+
+    @property
+    def beat(self) -> list[Process]:
+        """The redundant schedulers: one holds the lease and schedules, the others wait."""
+        return [Process(f"beat-{i}", "beat", None) for i in range(1, self.beats + 1)]
+
+    @property
+    def offline(self) -> list[Process]:
+        """The off-line machine pool: consumers, workers and schedulers."""
+        return [*self.consumers, *self.workers, *self.beat]
+
     def processes(self) -> list[Process]:
         """Every process, in start order (dependencies first)."""
         return [
             self.postgres,
             *self.memcached,
+            self.rabbitmq,
             self.haproxy,
             *self.platform,
             *self.web,
             self.static,
+            *self.offline,
         ]
 
     def get(self, name: str) -> Process:
@@ -235,6 +288,11 @@ class Topology:
         return self.run / "haproxy.sock"
 
     @property
+    def rabbitmq_base(self) -> Path:
+        """The node's data and logs (owned by the ``rabbitmq`` user when run as root)."""
+        return self.var / "rabbitmq"
+
+    @property
     def pg_superuser(self) -> str:
         """PostgreSQL's bootstrap superuser: ``postgres`` as root, else the current user."""
         return "postgres" if self.run_as_root else os.environ.get("USER", "postgres")
@@ -249,11 +307,29 @@ class Topology:
                 "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
                 "PLATFORM_TOKEN": secrets.token_urlsafe(32),
                 "DATABASE_PASSWORD": secrets.token_urlsafe(24),
+                "RABBITMQ_PASSWORD": secrets.token_urlsafe(24),
             }
             path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
             path.chmod(0o600)
         pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-        return {k: v for k, v in pairs}
+        values = {k: v for k, v in pairs}
+        if "RABBITMQ_PASSWORD" not in values:
+            # A data directory made before RabbitMQ joined the stack.
+            values["RABBITMQ_PASSWORD"] = secrets.token_urlsafe(24)
+            with path.open("a") as handle:
+                handle.write(f"RABBITMQ_PASSWORD={values['RABBITMQ_PASSWORD']}\n")
+        return values
+
+    @property
+    def rabbitmq_url(self) -> str:
+        """AMQP URL of the private node (default vhost)."""
+        password = self.secrets()["RABBITMQ_PASSWORD"]
+        return f"amqp://scalestack:{password}@127.0.0.1:{self.rabbitmq.port}/%2F"
+
+    @property
+    def rabbitmq_management_url(self) -> str:
+        """Base URL of RabbitMQ's management API."""
+        return f"http://127.0.0.1:{self.rabbitmq_management_port}"
 
     def database_url(self, port: int) -> str:
         """The platform's URL for one of HAProxy's database pools."""
@@ -274,7 +350,17 @@ class Topology:
             "DATA_CACHE_ENABLED": "true" if self.data_cache else "false",
             "CACHE_KEY_PREFIX": f"ss-{self.profile}",
             "SCALESTACK_FAULT_INJECTION": "true" if self.fault_injection else "false",
+            "RABBITMQ_URL": self.rabbitmq_url,
+            "RABBITMQ_MANAGEMENT_URL": self.rabbitmq_management_url,
+            **self.schedule_env(),
         }
+
+    def schedule_env(self) -> dict[str, str]:
+        """Periodic-task intervals: the test stack runs them every few seconds."""
+        if self.profile != "test":
+            return {}
+        return {"SCALESTACK_TRENDING_SECONDS": "5", "SCALESTACK_RELAY_SECONDS": "1",
+                "SCALESTACK_BEAT_POLL_SECONDS": "1"}
 
     def web_env(self, process: Process | None = None) -> dict[str, str]:
         """Environment of a web server: no database credentials at all."""

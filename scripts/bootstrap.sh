@@ -21,6 +21,7 @@ declare -A NEEDED=(
     [/usr/bin/python3]=python3
     [/usr/lib/python3.11/venv/__init__.py]=python3.11-venv
     [/usr/sbin/runuser]=util-linux
+    [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
 )
 missing=()
 for path in "${!NEEDED[@]}"; do

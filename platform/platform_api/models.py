@@ -80,3 +80,161 @@ class Follow(models.Model):
             models.CheckConstraint(condition=~Q(follower=F("followee")), name="follows_not_self"),
         ]
         indexes = [models.Index(fields=["followee", "-created_at"], name="follows_followee_created")]
+
+
+# ---------------------------------------------------------------------------
+# Off-line processing (the post's "Off-line processing" section)
+# ---------------------------------------------------------------------------
+class OutboxEvent(models.Model):
+    """An event to publish to RabbitMQ, written in the transaction that caused it.
+
+    The transactional outbox: an event exists if and only if its cause
+    committed. After commit the platform tries to publish it at once (with
+    publisher confirms); if RabbitMQ is unreachable the row waits here, durable,
+    until the relay task publishes it.
+    """
+
+    routing_key = models.CharField(max_length=100)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "outbox_events"
+        indexes = [
+            models.Index(fields=["id"], name="outbox_unpublished", condition=Q(published_at__isnull=True)),
+        ]
+
+
+class TimelineEntry(models.Model):
+    """One story in one user's home timeline (fan-out on write).
+
+    The unique constraint makes the fan-out consumer's inserts idempotent: a
+    redelivered message inserts nothing twice.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="+")
+    # Copied from the story so an unfollow can remove an author's entries, and
+    # the timeline can be read newest-first from one index.
+    author_id = models.BigIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "timeline_entries"
+        constraints = [models.UniqueConstraint(fields=["user", "story"], name="timeline_once")]
+        indexes = [
+            models.Index(F("user"), F("created_at").desc(), F("story").desc(), name="timeline_user_newest"),
+            models.Index(fields=["user", "author_id"], name="timeline_user_author"),
+        ]
+
+
+class Click(models.Model):
+    """One click on a story's link, written by the click batch consumer.
+
+    ``event_id`` is made when the click happens; its unique constraint makes a
+    redelivered or re-published click count once.
+    """
+
+    event_id = models.UUIDField(unique=True)
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="+")
+    user_id = models.BigIntegerField(null=True, blank=True)
+    referrer_domain = models.CharField(max_length=255, blank=True, default="")
+    clicked_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "clicks"
+        indexes = [models.Index(fields=["user_id", "story"], name="clicks_user_story")]
+
+
+class DomainVisits(models.Model):
+    """Precalculated visits per referring domain for one hour or one day (a rollup)."""
+
+    HOUR = "hour"
+    DAY = "day"
+    period = models.CharField(max_length=4, choices=[(HOUR, "hour"), (DAY, "day")])
+    slot_start = models.DateTimeField()
+    domain = models.CharField(max_length=255)
+    visits = models.PositiveIntegerField()
+
+    class Meta:
+        db_table = "domain_visits"
+        constraints = [
+            models.UniqueConstraint(fields=["period", "slot_start", "domain"], name="domain_visits_once"),
+        ]
+
+
+class TrendingStory(models.Model):
+    """The current trending ranking, replaced as a whole by each run."""
+
+    story = models.OneToOneField(Story, on_delete=models.CASCADE, related_name="+", primary_key=True)
+    score = models.FloatField()
+    rank = models.PositiveIntegerField()
+    slot = models.DateTimeField()
+
+    class Meta:
+        db_table = "trending_stories"
+
+
+class PeriodicRun(models.Model):
+    """A periodic task's run for one time slot; the unique constraint makes a double fire a no-op."""
+
+    task = models.CharField(max_length=100)
+    slot = models.DateTimeField()
+    runner = models.CharField(max_length=100, default="")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "periodic_runs"
+        constraints = [models.UniqueConstraint(fields=["task", "slot"], name="periodic_run_once")]
+
+
+class ExportJob(models.Model):
+    """A user's "export my data" job: state and progress live here, polled by the page."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STATES = [(s, s) for s in (PENDING, RUNNING, DONE, FAILED)]
+
+    id = models.UUIDField(primary_key=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=10, choices=STATES, default=PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "export_jobs"
+        indexes = [models.Index(fields=["user", "-created_at"], name="export_jobs_user_recent")]
+
+
+class SuggestedStory(models.Model):
+    """"People who clicked this also clicked these": a pre-generated index (map-reduce output)."""
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="+")
+    suggested = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="+")
+    score = models.PositiveIntegerField()  # users who clicked both
+    rank = models.PositiveSmallIntegerField()
+
+    class Meta:
+        db_table = "suggested_stories"
+        constraints = [models.UniqueConstraint(fields=["story", "rank"], name="suggested_story_rank")]
+
+
+class FollowSuggestion(models.Model):
+    """"People you may follow": friends of friends (map-reduce output)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    suggested = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    score = models.PositiveIntegerField()  # followees who follow them
+    rank = models.PositiveSmallIntegerField()
+
+    class Meta:
+        db_table = "follow_suggestions"
+        constraints = [models.UniqueConstraint(fields=["user", "rank"], name="follow_suggestion_rank")]

@@ -22,6 +22,7 @@ SERVER_NAME: str = env.str("SCALESTACK_SERVER_NAME", default="platform-dev")
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django_celery_results",
     "platform_api",
 ]
 AUTH_USER_MODEL = "platform_api.User"
@@ -80,6 +81,37 @@ FAULT_INJECTION: bool = env.bool("SCALESTACK_FAULT_INJECTION", default=False)
 if FAULT_INJECTION:
     # Inside ServedByMiddleware, whose begin_request() resets the delay first.
     MIDDLEWARE.append("platform_api.faults.FillDelayMiddleware")
+
+# ---------------------------------------------------------------------------
+# Off-line processing: RabbitMQ (events for the pika consumers) and Celery.
+RABBITMQ_URL: str = env.str("RABBITMQ_URL", default="amqp://scalestack:scalestack@127.0.0.1:5673/%2F")
+RABBITMQ_MANAGEMENT_URL: str = env.str("RABBITMQ_MANAGEMENT_URL", default="http://127.0.0.1:15673")
+
+CELERY_BROKER_URL = RABBITMQ_URL
+# Task state and chord bookkeeping live in PostgreSQL (django-celery-results),
+# so a worker or broker restart loses no result.
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Acknowledge a task only after it ran, and give it back if the worker dies
+# mid-task: a task is never lost, so every task must be idempotent.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Long tasks: a worker reserves one task at a time, so a slow export doesn't
+# hold back tasks another worker could run.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
+
+# Schedules (seconds). The test stack shortens them so tests take seconds.
+TRENDING_INTERVAL: int = env.int("SCALESTACK_TRENDING_SECONDS", default=60)
+OUTBOX_RELAY_INTERVAL: int = env.int("SCALESTACK_RELAY_SECONDS", default=2)
+BEAT_LEASE_POLL: float = env.float("SCALESTACK_BEAT_POLL_SECONDS", default=2.0)
+CLICK_RETENTION_DAYS: int = env.int("SCALESTACK_CLICK_RETENTION_DAYS", default=30)
 
 PASSWORD_HASHERS = env.list(
     "DJANGO_PASSWORD_HASHERS",

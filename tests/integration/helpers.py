@@ -69,3 +69,38 @@ def make_member(site: str, api: requests.Session, api_url: str) -> Member:
     assert response.status_code == 200, response.text[:500]
     user = api.get(f"{api_url}/v1/users/{username}", timeout=10).json()
     return Member(username, password, session, user["id"])
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.25):
+    """Poll ``check`` until it returns something truthy; fail the test after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def pid_of(t: Topology, name: str) -> int:
+    """The pid supervisord reports for a running process."""
+    for row in stack.status(t):
+        if row.name == name:
+            assert row.pid, f"{name} is not running"
+            return row.pid
+    raise KeyError(name)
+
+
+def follow_via_api(api: requests.Session, api_url: str, followee_id: int, follower_ids: range) -> None:
+    """Factory: make many users follow one, through the platform API (four at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def follow(follower_id: int) -> int:
+        return api.put(f"{api_url}/v1/users/{follower_id}/following/{followee_id}", timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        codes = list(pool.map(follow, follower_ids))
+    assert set(codes) == {200}, set(codes)

@@ -21,9 +21,14 @@ def topo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Topology:
 def test_every_process_has_a_unique_name_and_port(topo: Topology) -> None:
     processes = topo.processes()
     assert len({p.name for p in processes}) == len(processes)
-    ports = [p.port for p in processes] + [topo.platform_pool_port, topo.db_read_port, topo.db_write_port,
-                                           topo.stats_port]
-    assert len(set(ports)) == len(ports)
+    assert len(_ports(topo)) == len(set(_ports(topo)))
+
+
+def _ports(t: Topology) -> list[int]:
+    """Every port the profile listens on."""
+    servers = [p.port for p in t.processes() if p.port is not None]
+    return servers + [t.platform_pool_port, t.db_read_port, t.db_write_port, t.stats_port,
+                      t.rabbitmq_management_port, t.rabbitmq_dist_port]
 
 
 def test_post_ports_are_the_posts_own_example(topo: Topology) -> None:
@@ -34,10 +39,9 @@ def test_post_ports_are_the_posts_own_example(topo: Topology) -> None:
 def test_test_profile_shares_no_port_or_directory_with_dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SCALESTACK_VAR", raising=False)
     dev, test = load("dev"), load("test")
-    dev_ports = {p.port for p in dev.processes()} | {dev.platform_pool_port, dev.db_read_port, dev.db_write_port}
-    test_ports = {p.port for p in test.processes()} | {test.platform_pool_port, test.db_read_port, test.db_write_port}
-    assert not dev_ports & test_ports
+    assert not set(_ports(dev)) & set(_ports(test))
     assert dev.pgdata != test.pgdata and dev.supervisor_socket != test.supervisor_socket
+    assert dev.rabbitmq_nodename != test.rabbitmq_nodename and dev.rabbitmq_base != test.rabbitmq_base
 
 
 def test_web_environment_carries_no_database_credentials(topo: Topology) -> None:
@@ -59,6 +63,8 @@ def test_supervisord_config_has_one_program_per_process(topo: Topology) -> None:
     parser.read(written["supervisord"])
     programs = {s.split(":", 1)[1] for s in parser.sections() if s.startswith("program:")}
     assert programs == {p.name for p in topo.processes()}
+    for process in topo.offline:
+        assert parser.get(f"program:{process.name}", "directory").endswith("/platform")
     for process in topo.web + topo.platform:
         command = parser.get(f"program:{process.name}", "command")
         assert f"--bind {process.address}" in command
@@ -89,3 +95,27 @@ def test_scaling_a_tier_changes_every_rendered_config(tmp_path: Path, monkeypatc
 
 def test_env_line_quotes_and_escapes_for_supervisord() -> None:
     assert env_line({"A": 'x"y', "B": "50%"}) == 'A="x\\"y",B="50%%"'
+
+
+def test_rabbitmq_runs_as_a_private_node_of_its_profile(topo: Topology) -> None:
+    from scalestack.render import rabbitmq_env
+
+    env = rabbitmq_env(topo)
+    for name in ("RABBITMQ_NODENAME", "RABBITMQ_MNESIA_BASE", "RABBITMQ_LOG_BASE", "RABBITMQ_CONFIG_FILE",
+                 "RABBITMQ_ENABLED_PLUGINS_FILE", "RABBITMQ_DIST_PORT"):
+        assert env[name], name
+    assert env["RABBITMQ_MNESIA_BASE"].startswith(str(topo.var))
+    written = render_all(topo)
+    conf = written["rabbitmq"].read_text()
+    assert f"listeners.tcp.default = 127.0.0.1:{topo.rabbitmq.port}" in conf
+    assert f"management.tcp.port = {topo.rabbitmq_management_port}" in conf
+    assert "rabbitmq_management" in written["rabbitmq_plugins"].read_text()
+    assert oct(written["rabbitmq"].stat().st_mode & 0o777) == "0o600", "it holds the broker password"
+
+
+def test_offline_pool_processes_get_the_platform_environment(topo: Topology) -> None:
+    for process in topo.offline:
+        env = topo.platform_env(process)
+        assert env["SCALESTACK_SERVER_NAME"] == process.name
+        assert env["RABBITMQ_URL"].startswith(f"amqp://scalestack:") and str(topo.rabbitmq.port) in env["RABBITMQ_URL"]
+    assert [p.name for p in topo.beat] == ["beat-1", "beat-2"]

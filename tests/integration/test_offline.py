@@ -1,0 +1,186 @@
+"""The post's "Off-line processing": message queues, scheduling, map-reduce, and nothing lost.
+
+Each test drives the real RabbitMQ, pika consumers, Celery workers and beats of
+the test stack, and checks the outcome in PostgreSQL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+
+import pika
+import requests
+
+from scalestack import stack
+from scalestack.topology import Topology
+from tests.integration.helpers import (
+    Member, follow_via_api, make_member, pid_of, post_form, sql, wait_until,
+)
+
+
+def _post_story(api: requests.Session, api_url: str, author: Member, title: str) -> int:
+    response = api.post(f"{api_url}/v1/stories", timeout=10,
+                        json={"author_id": author.id, "title": title, "url": "https://example.org/o", "text": ""})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def _timeline_count(t: Topology, story_ids: list[int]) -> int:
+    ids = ",".join(map(str, story_ids))
+    return int(sql(t, f"select count(*) from timeline_entries where story_id in ({ids})"))
+
+
+def test_a_story_reaches_every_followers_timeline_off_line(
+    site: str, api: requests.Session, api_url: str, running_stack: Topology, member: Member
+) -> None:
+    follow_via_api(api, api_url, member.id, range(300, 420))
+    story_id = _post_story(api, api_url, member, "fan-out: one story, 120 followers")
+    # Inline: the author sees it on their own home timeline at once.
+    assert "fan-out: one story" in member.session.get(f"{site}/home", timeout=10).text
+    # Off-line: every follower gets it, exactly once (120 followers + the author).
+    wait_until(lambda: _timeline_count(running_stack, [story_id]) == 121, 30, "the fan-out")
+    follower = api.get(f"{api_url}/v1/users/310/home", timeout=10).json()
+    assert story_id in [s["id"] for s in follower["items"]]
+
+
+def test_a_fanout_consumer_killed_mid_batch_loses_and_duplicates_nothing(
+    api: requests.Session, api_url: str, running_stack: Topology, member: Member
+) -> None:
+    follow_via_api(api, api_url, member.id, range(1, 401))
+    story_ids = [_post_story(api, api_url, member, f"fan-out under fire {i}") for i in range(6)]
+    # Kill both consumers hard while the chunks are being processed.
+    time.sleep(0.3)
+    for name in ("fanout-1", "fanout-2"):
+        os.kill(pid_of(running_stack, name), signal.SIGKILL)
+    # supervisord restarts them; RabbitMQ redelivers what was unacknowledged.
+    expected = len(story_ids) * 401
+    wait_until(lambda: _timeline_count(running_stack, story_ids) == expected, 90, "the fan-out to finish")
+    duplicates = sql(running_stack, "select count(*) from (select user_id, story_id from timeline_entries "
+                                    "group by 1, 2 having count(*) > 1) d")
+    assert duplicates == "0"
+    time.sleep(2)
+    assert _timeline_count(running_stack, story_ids) == expected
+
+
+def _clicks_for(t: Topology, story_id: int) -> int:
+    return int(sql(t, f"select count(*) from clicks where story_id = {story_id}"))
+
+
+def test_clicks_are_redirected_at_once_and_counted_once(
+    site: str, api: requests.Session, api_url: str, running_stack: Topology, member: Member
+) -> None:
+    story_id = _post_story(api, api_url, member, "click me")
+    for _ in range(5):
+        response = member.session.get(f"{site}/r/{story_id}", allow_redirects=False, timeout=10,
+                                      headers={"Referer": "https://news.ycombinator.com/item?id=1"})
+        assert response.status_code == 302
+        assert response.headers["Location"] == "https://example.org/o"
+    wait_until(lambda: _clicks_for(running_stack, story_id) == 5, 20, "the click consumer")
+    domains = sql(running_stack, f"select distinct referrer_domain from clicks where story_id = {story_id}")
+    assert domains == "news.ycombinator.com"
+
+
+def test_rabbitmq_down_for_30s_loses_no_story_and_no_click(
+    site: str, api: requests.Session, api_url: str, running_stack: Topology, member: Member
+) -> None:
+    follow_via_api(api, api_url, member.id, range(500, 560))
+    stack.stop(running_stack, "rabbitmq")
+    started = time.monotonic()
+    story_ids: list[int] = []
+    clicks = 0
+    try:
+        while time.monotonic() - started < 30:
+            response = post_form(member.session, f"{site}/submit",
+                                 {"title": f"posted while the broker was down {len(story_ids)}",
+                                  "url": "https://example.org/down", "text": ""})
+            assert response.status_code == 200
+            story_ids.append(int(response.url.rstrip("/").rsplit("/", 1)[1]))
+            for _ in range(3):
+                click = member.session.get(f"{site}/r/{story_ids[0]}", allow_redirects=False, timeout=10)
+                assert click.status_code == 302
+                clicks += 1
+            time.sleep(2)
+        assert int(sql(running_stack, "select count(*) from outbox_events where published_at is null")) > 0
+    finally:
+        stack.start(running_stack, "rabbitmq")
+    expected = len(story_ids) * 61
+    wait_until(lambda: _timeline_count(running_stack, story_ids) == expected, 120,
+               "every story in every follower's timeline")
+    wait_until(lambda: _clicks_for(running_stack, story_ids[0]) == clicks, 120, "every click counted")
+    time.sleep(3)
+    assert _clicks_for(running_stack, story_ids[0]) == clicks, "counted exactly once"
+    assert int(sql(running_stack, "select count(*) from outbox_events where published_at is null")) == 0
+
+
+def test_a_poison_message_is_dead_lettered(running_stack: Topology) -> None:
+    def dead() -> int:
+        queue = stack.rabbitmq_api(running_stack, "queues/%2F/clicks.dead") or {}
+        return int(queue.get("messages", 0))
+
+    before = dead()
+    connection = pika.BlockingConnection(pika.URLParameters(running_stack.rabbitmq_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    poison = {"event_id": str(uuid.uuid4()), "story_id": "not-a-number", "clicked_at": "yesterday"}
+    channel.basic_publish("scalestack.events", "click", json.dumps(poison).encode(),
+                          pika.BasicProperties(delivery_mode=2), mandatory=True)
+    connection.close()
+    wait_until(lambda: dead() == before + 1, 60, "the poison message in clicks.dead")
+    # And the consumer carries on with good messages.
+    assert stack.status(running_stack)[[r.name for r in stack.status(running_stack)].index("clicks-1")].state == "RUNNING"
+
+
+def test_the_standby_beat_takes_over_and_no_slot_runs_twice(running_stack: Topology) -> None:
+    active = wait_until(lambda: stack.offline_status(running_stack).active_beat, 30, "an active beat")
+    wait_until(lambda: sql(running_stack, "select count(*) from periodic_runs where task like '%trending%'") != "0",
+               30, "a trending run")
+    os.kill(pid_of(running_stack, active), signal.SIGKILL)
+    killed_at = sql(running_stack, "select now()")
+    standby = wait_until(
+        lambda: (b := stack.offline_status(running_stack).active_beat) and b != active and b, 30,
+        "the standby to take the lease")
+    # The standby schedules the next slot (trending runs every 5 s in the test stack).
+    wait_until(lambda: sql(running_stack, f"select count(*) from periodic_runs where task like '%trending%' "
+                                          f"and slot > '{killed_at}'::timestamptz") != "0",
+               30, f"{standby} to run the next trending slot")
+    runs = sql(running_stack, "select count(*), count(distinct (task, slot)) from periodic_runs")
+    total, distinct = runs.split("|")
+    assert total == distinct
+
+
+def test_map_reduce_suggestions_equal_the_sql_ground_truth(running_stack: Topology) -> None:
+    for job in ("suggested", "follows"):
+        stack.manage(running_stack, "platform", "mapreduce", job, "--wait", quiet=True)
+    result = stack.manage_output(running_stack, "platform", "mapreduce", "verify")
+    assert "suggested: OK" in result and "follows: OK" in result, result
+
+
+def test_export_my_data_is_a_job_the_page_polls(
+    site: str, api: requests.Session, api_url: str, member: Member
+) -> None:
+    post_form(member.session, f"{site}/submit", {"title": "in my export", "url": "https://example.org/e", "text": ""})
+    response = post_form(member.session, f"{site}/export", {})
+    assert response.status_code == 200 and "/exports/" in response.url
+    job_url = response.url
+    assert 'http-equiv="refresh"' in response.text or "Download" in response.text
+    page = wait_until(lambda: (p := member.session.get(job_url, timeout=10)) and "Download" in p.text and p,
+                      60, "the export to finish")
+    assert 'http-equiv="refresh"' not in page.text
+    download = member.session.get(f"{job_url}/download", timeout=10)
+    assert download.status_code == 200
+    assert "attachment" in download.headers["Content-Disposition"]
+    data = download.json()
+    assert "in my export" in json.dumps(data)
+    # Someone else's job is not theirs to see.
+    other = make_member(site, api, api_url)
+    assert other.session.get(job_url, timeout=10).status_code == 404
+
+
+def test_analytics_page_draws_visits_per_domain(site: str) -> None:
+    page = requests.get(f"{site}/analytics", timeout=10)
+    assert page.status_code == 200
+    assert "<svg" in page.text
+    assert "Today" in page.text and "Yesterday" in page.text
