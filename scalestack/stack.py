@@ -384,7 +384,12 @@ def offline_status(t: Topology) -> OfflineStatus:
     except StackError:
         pass
     queues = rabbitmq_api(t, "queues") or []
-    depths = {q["name"]: int(q.get("messages", 0)) for q in queues if isinstance(q, dict)}
+    # Celery's per-worker remote-control queues (``*.pidbox``) are not work queues.
+    depths = {
+        q["name"]: int(q.get("messages", 0))
+        for q in queues
+        if isinstance(q, dict) and not q["name"].endswith(".pidbox")
+    }
     return OfflineStatus(active, depths, outbox)
 
 

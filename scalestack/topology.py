@@ -358,9 +358,9 @@ class Topology:
     def schedule_env(self) -> dict[str, str]:
         """Periodic-task intervals: the test stack runs them every few seconds."""
         if self.profile != "test":
-            return {}
+            return {"SCALESTACK_EXPORT_CHUNK_DELAY": "0.3"}
         return {"SCALESTACK_TRENDING_SECONDS": "5", "SCALESTACK_RELAY_SECONDS": "1",
-                "SCALESTACK_BEAT_POLL_SECONDS": "1"}
+                "SCALESTACK_BEAT_POLL_SECONDS": "1", "SCALESTACK_FANOUT_CHUNK": "50"}
 
     def web_env(self, process: Process | None = None) -> dict[str, str]:
         """Environment of a web server: no database credentials at all."""

@@ -314,3 +314,6 @@ def vote(request: HttpRequest, story_id: rules.RowId, body: VoteIn) -> dict[str,
     """``user_id`` votes for the story; a second vote is not counted."""
     counted, story = repository.vote(story_id, body.user_id)
     return {"counted": counted, "story": story}
+
+
+api.add_router("", "platform_api.api_offline.router")  # clicks, exports, analytics, trending, suggestions

@@ -65,7 +65,7 @@ def generation_cache_key(name: str) -> str:
     return f"gen:{name}"
 
 
-STORIES_GENERATION = "stories"  # a new story: newest, top, every home timeline
+STORIES_GENERATION = "stories"  # a new story: newest and top
 VOTES_GENERATION = "votes"  # a vote: only the ranking of top can change
 
 
@@ -77,6 +77,18 @@ def user_stories_generation(user_id: int) -> str:
 def user_follows_generation(user_id: int) -> str:
     """Bumped when the user follows, unfollows or is (un)followed."""
     return f"user_follows:{user_id}"
+
+
+def user_home_generation(user_id: int) -> str:
+    """Bumped when the user's stored home timeline (``timeline_entries``) changes.
+
+    After commit by whoever changed the rows: ``create_story`` for the author's
+    own entry, follow/unfollow for the backfill or removal, and the fan-out
+    consumer for every follower a chunk reached. Home timelines no longer
+    depend on the global stories generation, so a new story invalidates only
+    the timelines it was actually written to.
+    """
+    return f"user_home:{user_id}"
 
 
 # --- lists (read-through, keyed by generation) ----------------------------
@@ -106,12 +118,61 @@ def following_cache_key(user_id: int, page: int, gens: dict[str, int]) -> str:
 
 
 def home_timeline_cache_key(user_id: int, page: int, gens: dict[str, int]) -> str:
-    """Ids on one page of a user's home timeline (a query until fan-out arrives).
+    """Ids on one page of a user's home timeline (fan-out on write, ``timeline_entries``).
 
-    It depends on whom the user follows and on every new story, so both
-    generations are part of the key.
+    The entries are written for the user (by ``create_story``, follow/unfollow
+    and the fan-out consumer), and each writer bumps the user's home generation
+    after commit, so that one generation is the whole key.
+    """
+    return f"home:{user_id}:{page}:{gens[user_home_generation(user_id)]}"
+
+
+# --- off-line results (the post's "Off-line processing": precalculated) ---
+# These lists are written by Celery tasks, not by requests. A task bumps the
+# generation after its run commits, so readers see a new run at once; the soft
+# TTLs only bound staleness if a bump is ever lost (e.g. a memcached restart).
+TRENDING_GENERATION = "trending"  # bumped by the trending task after each run
+SUGGESTIONS_GENERATION = "suggestions"  # bumped by both map-reduce jobs after they store results
+DOMAIN_VISITS_GENERATION = "domain_visits"  # bumped by the rollup tasks (optional: 60 s soft TTL)
+
+TRENDING_SOFT_TTL = 60
+SUGGESTIONS_SOFT_TTL = 300
+DOMAIN_VISITS_SOFT_TTL = 60
+
+
+def trending_cache_key(page: int, gens: dict[str, int]) -> str:
+    """Ids on one page of the trending list (``trending_stories`` by rank)."""
+    return f"trending:{page}:{gens[TRENDING_GENERATION]}"
+
+
+def suggested_stories_cache_key(story_id: int, gens: dict[str, int]) -> str:
+    """Ids of the stories suggested beside one story ("people who clicked this also clicked")."""
+    return f"suggested_stories:{story_id}:{gens[SUGGESTIONS_GENERATION]}"
+
+
+def follow_suggestions_cache_key(user_id: int, gens: dict[str, int]) -> str:
+    """Ids of the people suggested to one user, minus those they already follow.
+
+    It depends on the user's own follows too, so following a suggested person
+    removes them from the list at once.
     """
     return (
-        f"home:{user_id}:{page}:{gens[user_follows_generation(user_id)]}"
-        f":{gens[STORIES_GENERATION]}"
+        f"follow_suggestions:{user_id}:{gens[SUGGESTIONS_GENERATION]}"
+        f":{gens[user_follows_generation(user_id)]}"
     )
+
+
+def domain_visits_cache_key(day: str, gens: dict[str, int]) -> str:
+    """One UTC day's visits per referring domain and per hour (``day`` is ``YYYY-MM-DD``)."""
+    return f"domain_visits:{day}:{gens[DOMAIN_VISITS_GENERATION]}"
+
+
+# --- the click log ---------------------------------------------------------
+def story_clicks_cache_key(story_id: int) -> str:
+    """A story's click count, if cached (read-through with a short TTL).
+
+    The daily purge deletes old clicks by primary key and deletes this key for
+    every story whose clicks it removes (the post's invalidation-safe bulk
+    delete, ``platform_api.tasks.purge``).
+    """
+    return f"story_clicks:{story_id}"

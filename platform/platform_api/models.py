@@ -79,7 +79,11 @@ class Follow(models.Model):
             models.UniqueConstraint(fields=["follower", "followee"], name="follows_once"),
             models.CheckConstraint(condition=~Q(follower=F("followee")), name="follows_not_self"),
         ]
-        indexes = [models.Index(fields=["followee", "-created_at"], name="follows_followee_created")]
+        indexes = [
+            models.Index(fields=["followee", "-created_at"], name="follows_followee_created"),
+            # The fan-out consumer walks a followee's followers in id order, a chunk at a time.
+            models.Index(fields=["followee", "follower"], name="follows_followee_follower"),
+        ]
 
 
 # ---------------------------------------------------------------------------

@@ -21,6 +21,12 @@ Every write runs in one transaction on ``default``, increments ``version`` on
 each row whose cached object changes, re-reads those rows inside the
 transaction, and only writes them through once the transaction has committed.
 Counters are changed with ``F()`` expressions, never read-modify-write.
+
+Home timelines are the post's "Off-line processing" pattern "do enough in-line,
+then tie up the loose ends": they are stored (``timeline_entries``, fan-out on
+write). Posting a story writes the author's own entry in-line and publishes a
+``story.created`` event through the outbox; the fan-out consumer
+(``consumers/fanout.py``) writes every follower's entry off-line.
 """
 from __future__ import annotations
 
@@ -34,14 +40,18 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from platform_api import cache, cache_keys, rules
-from platform_api.models import Follow, Story, User, Vote
+from platform_api import cache, cache_keys, events, messaging, rules
+from platform_api.models import Follow, Story, TimelineEntry, User, Vote
 
 UserDict = dict[str, Any]
 StoryDict = dict[str, Any]
 PageDict = dict[str, Any]
 
 WRITE_DB = "default"
+
+# How many of an author's latest stories a new follower's home timeline gets
+# at once; older ones are still on the author's profile.
+FOLLOW_BACKFILL_STORIES = 100
 
 # The columns a cached user object is built from; the password hash and the
 # admin flags are never cached or sent to the web tier.
@@ -314,17 +324,21 @@ def following(user_id: int, page: int) -> PageDict:
 
 
 def home_timeline(user_id: int, page: int) -> PageDict:
-    """Stories by the people ``user_id`` follows, newest first.
+    """The user's own stories and those of the people they follow, newest first.
 
-    A plain query for now (fan-in on read); a later change moves it to fan-out
-    on write through the message queue.
+    Fan-out on write: the rows were written in advance (the author's own entry
+    by :func:`create_story`, followers' entries by the fan-out consumer, an
+    author's recent stories by :func:`follow`), so a page is one range scan of
+    the ``timeline_user_newest`` index, not a join over everyone followed.
+    Every writer bumps the user's home generation after commit.
     """
-    followees = Follow.objects.filter(follower_id=user_id).values("followee_id")
     query = (
-        Story.objects.filter(author_id__in=followees).order_by("-created_at", "-id").values_list("id", flat=True)
+        TimelineEntry.objects.filter(user_id=user_id)
+        .order_by("-created_at", "-story_id")
+        .values_list("story_id", flat=True)
     )
     key_fn = functools.partial(cache_keys.home_timeline_cache_key, user_id, page)
-    depends_on = [cache_keys.user_follows_generation(user_id), cache_keys.STORIES_GENERATION]
+    depends_on = [cache_keys.user_home_generation(user_id)]
     return _story_page(key_fn, depends_on, query, page, cache_keys.HOME_SOFT_TTL)
 
 
@@ -400,8 +414,12 @@ def _user_with_password(username: str) -> User | None:
 def create_story(author_id: int, title: str, url: str, text: str) -> StoryDict:
     """Submit a story: insert it, count it on the author, write both through.
 
-    New stories change ``new``, ``top``, every home timeline (the stories
-    generation) and the author's own list.
+    New stories change ``new`` and ``top`` (the stories generation), the
+    author's own list and the author's home timeline, which gets its entry in
+    the same transaction so the author sees the story at once. Followers' home
+    timelines are written off-line: the ``story.created`` event is stored in
+    the outbox in this transaction and published once it commits, and the
+    fan-out consumer writes their entries.
     """
     with transaction.atomic(using=WRITE_DB):
         if not _bump_user(author_id, stories_count=F("stories_count") + 1):
@@ -409,11 +427,25 @@ def create_story(author_id: int, title: str, url: str, text: str) -> StoryDict:
         story = Story.objects.using(WRITE_DB).create(
             author_id=author_id, title=title, url=url, text=text, created_at=timezone.now()
         )
+        TimelineEntry.objects.using(WRITE_DB).create(
+            user_id=author_id, story_id=story.id, author_id=author_id, created_at=story.created_at
+        )
         fresh = _fetch_stories([story.id], WRITE_DB)[story.id]
         _write_through_users([author_id])
         cache.write_through_on_commit(cache_keys.story_cache_key(story.id), fresh)
         cache.bump_generations_on_commit(
-            [cache_keys.STORIES_GENERATION, cache_keys.user_stories_generation(author_id)]
+            [
+                cache_keys.STORIES_GENERATION,
+                cache_keys.user_stories_generation(author_id),
+                cache_keys.user_home_generation(author_id),
+            ]
+        )
+        # Last, so that its after-commit publish runs after the cache is
+        # already fresh for the author: a broker that is slow to answer
+        # delays only the fan-out, never what the author sees.
+        events.publish_on_commit(
+            messaging.STORY_CREATED,
+            {"story_id": story.id, "author_id": author_id, "created_at": story.created_at.isoformat()},
         )
     return fresh
 
@@ -462,7 +494,13 @@ def unfollow(user_id: int, other_id: int) -> tuple[bool, UserDict, UserDict]:
 
 
 def _change_follow(user_id: int, other_id: int, *, add: bool) -> tuple[bool, UserDict, UserDict]:
-    """Insert or delete one follow and keep both users' counters in step."""
+    """Insert or delete one follow and keep both users' counters in step.
+
+    The follower's stored home timeline changes in the same transaction: a
+    follow copies in the followee's latest stories, an unfollow removes every
+    entry by the followee. The fan-out consumer only ever adds the stories
+    posted after this.
+    """
     if user_id == other_id:
         raise InvalidRequest("a user cannot follow themselves")
     with transaction.atomic(using=WRITE_DB):
@@ -477,12 +515,20 @@ def _change_follow(user_id: int, other_id: int, *, add: bool) -> tuple[bool, Use
             changed = _delete_follow(user_id, other_id)
         if changed:
             _update_follow_counts(user_id, other_id, 1 if add else -1)
+            if add:
+                _backfill_timeline(user_id, other_id)
+            else:
+                _remove_from_timeline(user_id, other_id)
         users = _fetch_users([user_id, other_id], WRITE_DB)
         if changed:
             for changed_id, fresh in users.items():
                 cache.write_through_on_commit(cache_keys.user_cache_key(changed_id), fresh)
             cache.bump_generations_on_commit(
-                [cache_keys.user_follows_generation(user_id), cache_keys.user_follows_generation(other_id)]
+                [
+                    cache_keys.user_follows_generation(user_id),
+                    cache_keys.user_follows_generation(other_id),
+                    cache_keys.user_home_generation(user_id),
+                ]
             )
     return changed, users[user_id], users[other_id]
 
@@ -499,6 +545,59 @@ def _delete_follow(user_id: int, other_id: int) -> bool:
     """Delete one follow; whether a row was there (a racing unfollow finds none)."""
     deleted, _ = Follow.objects.using(WRITE_DB).filter(follower_id=user_id, followee_id=other_id).delete()
     return deleted > 0
+
+
+def _backfill_timeline(follower_id: int, author_id: int) -> int:
+    """Copy the author's latest stories into the follower's home timeline.
+
+    One ``INSERT ... SELECT`` on the author/created_at index; ``ON CONFLICT DO
+    NOTHING`` because some entries may already be there (a story the fan-out
+    consumer delivered while this follow was being made, or an
+    unfollow-refollow). Returns how many entries were added.
+    """
+    entries = TimelineEntry._meta.db_table
+    stories = Story._meta.db_table
+    sql = (
+        f'INSERT INTO "{entries}" (user_id, story_id, author_id, created_at) '
+        f'SELECT %s, s.id, s.author_id, s.created_at FROM "{stories}" s '
+        "WHERE s.author_id = %s ORDER BY s.created_at DESC, s.id DESC LIMIT %s "
+        "ON CONFLICT (user_id, story_id) DO NOTHING"
+    )
+    with connections[WRITE_DB].cursor() as cursor:
+        cursor.execute(sql, [follower_id, author_id, FOLLOW_BACKFILL_STORIES])
+        return cursor.rowcount
+
+
+def backfill_home_timelines() -> int:
+    """Build every stored home timeline from the follow graph; return the entries added.
+
+    For data loaded in bulk (the seed command, or a database from before
+    fan-out on write): each user's own stories, and the latest
+    :data:`FOLLOW_BACKFILL_STORIES` of each author they follow, exactly what
+    :func:`create_story` and :func:`follow` would have written. One
+    set-based statement; idempotent (``ON CONFLICT DO NOTHING``). It bumps no
+    cache generations: call it before the data is served, or empty the cache.
+    """
+    entries = TimelineEntry._meta.db_table
+    sql = (
+        f'INSERT INTO "{entries}" (user_id, story_id, author_id, created_at) '
+        "SELECT f.follower_id, s.id, s.author_id, s.created_at "
+        f'FROM "{Follow._meta.db_table}" f CROSS JOIN LATERAL ('
+        f'  SELECT id, author_id, created_at FROM "{Story._meta.db_table}" '
+        "  WHERE author_id = f.followee_id ORDER BY created_at DESC, id DESC LIMIT %s"
+        ") s "
+        f'UNION ALL SELECT author_id, id, author_id, created_at FROM "{Story._meta.db_table}" '
+        "ON CONFLICT (user_id, story_id) DO NOTHING"
+    )
+    with transaction.atomic(using=WRITE_DB), connections[WRITE_DB].cursor() as cursor:
+        cursor.execute(sql, [FOLLOW_BACKFILL_STORIES])
+        return cursor.rowcount
+
+
+def _remove_from_timeline(follower_id: int, author_id: int) -> int:
+    """Delete every entry by ``author_id`` from the follower's home timeline (one index range)."""
+    deleted, _ = TimelineEntry.objects.using(WRITE_DB).filter(user_id=follower_id, author_id=author_id).delete()
+    return deleted
 
 
 def _update_follow_counts(follower_id: int, followee_id: int, delta: int) -> None:

@@ -4,6 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 
+# Apps whose reads must see their own writes at once, so they never read the
+# replica: Celery's result backend (django-celery-results) decides whether a
+# chord's parts are all done by reading back the results the parts have just
+# written; read on a replica that is a few milliseconds behind, the last part
+# would see itself unfinished and the chord's callback would never run.
+PRIMARY_ONLY_APPS = frozenset({"django_celery_results"})
+
+
 class ReadWriteRouter:
     """Route ORM reads to the ``replica`` alias and writes to ``default``.
 
@@ -13,6 +21,8 @@ class ReadWriteRouter:
 
     def db_for_read(self, model: type, **hints: Any) -> str:
         """Plain reads go to the read pool (localhost:9001 in the post)."""
+        if model._meta.app_label in PRIMARY_ONLY_APPS:
+            return "default"
         return "replica"
 
     def db_for_write(self, model: type, **hints: Any) -> str:

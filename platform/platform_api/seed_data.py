@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 import re
-from dataclasses import dataclass
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple, Sequence
 
@@ -28,6 +31,18 @@ JOIN_DAYS = (31, 900)  # members joined before the first seeded story
 MAX_FOLLOWING = 300  # nobody follows more than this many people
 ASK_SHARE = 0.08  # text-only "Ask" posts
 VOTE_DELAY_HOURS = 6.0  # mean time from posting to a vote
+CLICK_DAYS = 3  # clicks are spread over the last three days
+CLICKS = 30_000  # default number of clicks
+ANONYMOUS_CLICK_SHARE = 0.2  # clicks by visitors who are not logged in
+INTEREST_GROUPS = 8  # readers mostly click stories of their own interests
+IN_GROUP_SHARE = 0.6  # ... this share of the time
+# Where clicks come from ("" is a direct visit), with rough weights: a link
+# aggregator sends most, search and social media some.
+REFERRERS: tuple[tuple[str, float], ...] = (
+    ("", 0.28), ("news.ycombinator.com", 0.24), ("twitter.com", 0.11), ("reddit.com", 0.1),
+    ("google.com", 0.12), ("lobste.rs", 0.06), ("duckduckgo.com", 0.03), ("mastodon.social", 0.03),
+    ("bing.com", 0.015), ("t.co", 0.015),
+)
 
 
 class SeedUser(NamedTuple):
@@ -67,6 +82,17 @@ class SeedVote(NamedTuple):
     created_at: datetime
 
 
+class SeedClick(NamedTuple):
+    """A row of ``clicks``: one visit through a story's link."""
+
+    id: int
+    event_id: str
+    story_id: int
+    user_id: int | None
+    referrer_domain: str
+    clicked_at: datetime
+
+
 @dataclass(frozen=True)
 class SeedData:
     """Everything :func:`generate` made, ids starting at 1 in each table."""
@@ -75,12 +101,22 @@ class SeedData:
     stories: list[SeedStory]
     follows: list[SeedFollow]
     votes: list[SeedVote]
+    clicks: list[SeedClick] = field(default_factory=list)
 
 
 def generate(
-    users: int = 1000, stories: int = 10_000, votes: int | None = None, seed: int = 42, now: datetime | None = None
+    users: int = 1000,
+    stories: int = 10_000,
+    votes: int | None = None,
+    seed: int = 42,
+    now: datetime | None = None,
+    clicks: int = CLICKS,
 ) -> SeedData:
-    """Build the whole data set; ``votes`` defaults to five per story."""
+    """Build the whole data set; ``votes`` defaults to five per story.
+
+    Clicks are drawn last, from a random generator of their own, so adding
+    them left every other table exactly as it was for a given seed.
+    """
     if users < 2:
         raise ValueError("at least two users are needed (they follow and vote for each other)")
     rng = random.Random(seed)
@@ -89,7 +125,8 @@ def generate(
     story_rows = make_stories(rng, user_rows, stories, now)
     follow_rows = make_follows(rng, user_rows, now)
     vote_rows = make_votes(rng, user_rows, story_rows, 5 * stories if votes is None else votes, now)
-    return SeedData(user_rows, story_rows, follow_rows, vote_rows)
+    click_rows = make_clicks(random.Random(f"clicks-{seed}"), user_rows, story_rows, vote_rows, clicks, now)
+    return SeedData(user_rows, story_rows, follow_rows, vote_rows, click_rows)
 
 
 # --------------------------------------------------------------------------
@@ -332,3 +369,78 @@ def make_votes(
             delay = timedelta(hours=rng.expovariate(1 / VOTE_DELAY_HOURS))
             rows.append(SeedVote(len(rows) + 1, story.id, voter, min(story.created_at + delay, now)))
     return rows
+
+
+# --------------------------------------------------------------------------
+# Clicks (the click log behind analytics, trending and suggested stories)
+# --------------------------------------------------------------------------
+def _diurnal_weight(when: datetime) -> float:
+    """Relative traffic at ``when``: busiest mid-afternoon UTC, quietest before dawn."""
+    hour = when.hour + when.minute / 60
+    return 0.55 + 0.45 * math.cos((hour - 15.0) / 24 * 2 * math.pi)
+
+
+def _click_time(rng: random.Random, start: datetime, end: datetime) -> datetime:
+    """A time in [start, end] with the daily rhythm of real traffic (rejection sampling)."""
+    for _ in range(20):
+        when = _between(rng, start, end)
+        if rng.random() < _diurnal_weight(when):
+            return when
+    return when
+
+
+def make_clicks(
+    rng: random.Random,
+    users: Sequence[SeedUser],
+    stories: Sequence[SeedStory],
+    votes: Sequence[SeedVote],
+    count: int,
+    now: datetime,
+) -> list[SeedClick]:
+    """About ``count`` clicks over the last :data:`CLICK_DAYS` days, ordered by time.
+
+    Skewed the way real traffic is: a story is clicked in proportion to its
+    votes and its youth, a few readers click far more than most, a fifth of
+    the clicks are anonymous, and referrers follow :data:`REFERRERS`. Readers
+    and stories fall into :data:`INTEREST_GROUPS` groups and readers mostly
+    click their own group's stories, so "people who clicked this also clicked
+    these" finds something real. A story is only clicked after it was posted.
+    """
+    start = now - timedelta(days=CLICK_DAYS)
+    candidates = [s for s in stories if s.created_at < now]
+    if not candidates or count <= 0:
+        return []
+    vote_counts = Counter(v.story_id for v in votes)
+    group_of_story = {s.id: rng.randrange(INTEREST_GROUPS) for s in candidates}
+    group_of_user = {u.id: rng.randrange(INTEREST_GROUPS) for u in users}
+
+    def appeal(story: SeedStory) -> float:
+        age_days = max((now - story.created_at).total_seconds(), 0.0) / 86400
+        return (vote_counts.get(story.id, 0) + 1) ** 0.8 / (1 + age_days / 2) ** 2
+
+    everyone = list(itertools.accumulate(appeal(s) for s in candidates))
+    by_group: dict[int, tuple[list[SeedStory], list[float]]] = {}
+    for group in range(INTEREST_GROUPS):
+        members = [s for s in candidates if group_of_story[s.id] == group] or candidates
+        by_group[group] = (members, list(itertools.accumulate(appeal(s) for s in members)))
+    reader_order, reader_cum = zipf_cum_weights(len(users), 0.5, rng)
+    referrer_names = [name for name, _ in REFERRERS]
+    referrer_cum = list(itertools.accumulate(weight for _, weight in REFERRERS))
+
+    rows: list[tuple[str, int, int | None, str, datetime]] = []
+    for _ in range(count):
+        user: SeedUser | None = None
+        if rng.random() >= ANONYMOUS_CLICK_SHARE:
+            user = users[reader_order[_draw(rng, reader_cum, 1)[0]]]
+        if user is not None and rng.random() < IN_GROUP_SHARE:
+            members, cum = by_group[group_of_user[user.id]]
+            story = members[_draw(rng, cum, 1)[0]]
+        else:
+            story = candidates[_draw(rng, everyone, 1)[0]]
+        when = _click_time(rng, max(start, story.created_at), now)
+        referrer = referrer_names[bisect.bisect_left(referrer_cum, rng.random() * referrer_cum[-1])]
+        event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        rows.append((event_id, story.id, user.id if user else None, referrer, when))
+    rows.sort(key=lambda row: row[4])
+    return [SeedClick(i + 1, *row) for i, row in enumerate(rows)]
+

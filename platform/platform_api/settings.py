@@ -112,6 +112,13 @@ TRENDING_INTERVAL: int = env.int("SCALESTACK_TRENDING_SECONDS", default=60)
 OUTBOX_RELAY_INTERVAL: int = env.int("SCALESTACK_RELAY_SECONDS", default=2)
 BEAT_LEASE_POLL: float = env.float("SCALESTACK_BEAT_POLL_SECONDS", default=2.0)
 CLICK_RETENTION_DAYS: int = env.int("SCALESTACK_CLICK_RETENTION_DAYS", default=30)
+# Seconds an export pauses between chunks. 0 in production; the dev stack sets
+# a little so that the job page's polling and progress bar can be seen at work.
+EXPORT_CHUNK_DELAY: float = env.float("SCALESTACK_EXPORT_CHUNK_DELAY", default=0.0)
+MAPREDUCE_PARTITIONS: int = env.int("SCALESTACK_MAPREDUCE_PARTITIONS", default=4)
+# Followers per fan-out message: a big author's story becomes many small
+# messages, interleaved with everyone else's.
+FANOUT_CHUNK_SIZE: int = env.int("SCALESTACK_FANOUT_CHUNK", default=500)
 
 PASSWORD_HASHERS = env.list(
     "DJANGO_PASSWORD_HASHERS",
@@ -127,5 +134,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # pika logs every connection step at INFO; the publisher opens one per thread.
+        "pika": {"level": "WARNING"},
+    },
 }

@@ -10,6 +10,7 @@ Set ``SCALESTACK_TEST_KEEP=1`` to leave the stack running after the session
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Iterator
 
 import pytest
@@ -28,7 +29,14 @@ def topology() -> Topology:
 
 @pytest.fixture(scope="session")
 def running_stack(topology: Topology) -> Iterator[Topology]:
-    """Start the whole test stack (reusing one left running with SCALESTACK_TEST_KEEP)."""
+    """Start the whole test stack from an empty data directory, seeded afresh.
+
+    A stack left running with SCALESTACK_TEST_KEEP is reused as it is.
+    """
+    if not stack.supervisord_running(topology):
+        # Every session starts from the same seeded data, whatever an earlier
+        # run (or an older version of the seed) left behind.
+        shutil.rmtree(topology.var, ignore_errors=True)
     stack.up(topology, say=lambda m: print(f"[stack] {m}"))
     yield topology
     if not os.environ.get("SCALESTACK_TEST_KEEP"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -119,6 +120,16 @@ class WebFakePlatform(BaseAdapter):
     routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
     calls: list[WebPlatformCall] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    # Answers for paths no exact route matched: (method, path regex, handler).
+    # The suggestion panels beside a story and on the home page are secondary
+    # content every such page asks for; unless a test registers them, they are
+    # empty, so tests about the main content need not mention them.
+    fallback_routes: list[tuple[str, re.Pattern[str], Handler]] = field(
+        default_factory=lambda: [
+            ("GET", re.compile(r"/v1/stories/\d+/suggestions"), lambda _call: WebFakeReply(200, {"items": []})),
+            ("GET", re.compile(r"/v1/users/\d+/suggestions"), lambda _call: WebFakeReply(200, {"items": []})),
+        ]
+    )
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -189,7 +200,10 @@ class WebFakePlatform(BaseAdapter):
             headers=dict(request.headers),
         )
         self.calls.append(call)
-        handler = self.routes.get((call.method, call.path))
+        handler = self.routes.get((call.method, call.path)) or next(
+            (h for method, pattern, h in self.fallback_routes if method == call.method and pattern.fullmatch(call.path)),
+            None,
+        )
         if handler is None:
             raise WebUnroutedCall(f"unexpected platform call {call.method} {request.url}")
         reply = handler(call)

@@ -32,6 +32,8 @@ PROBE_ENV: dict[str, str] = {
     "DATABASE_READ_URL": "postgres://nobody:nothing@127.0.0.1:9/none",
     "DATABASE_POOL_TIMEOUT": "0.5",
     "MEMCACHED_SERVERS": "127.0.0.1:9",
+    # Nor a broker: a publish fails at once, as when RabbitMQ is down.
+    "RABBITMQ_URL": "amqp://nobody:nothing@127.0.0.1:9/%2F",
 }
 
 
@@ -45,13 +47,13 @@ def ensure_platform_importable() -> None:
         sys.path.append(str(PLATFORM_DIR))
 
 
-def run_probe() -> dict[str, Any]:
-    """Run ``platform_probe.py`` under the platform's settings; return its JSON report."""
+def run_probe(probe: Path = PROBE) -> dict[str, Any]:
+    """Run ``probe`` (``platform_probe.py`` by default) under the platform's settings; return its JSON report."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "DATABASE_"))}
     env.update(PROBE_ENV)
     env["PYTHONPATH"] = str(PLATFORM_DIR)
     result = subprocess.run(
-        [sys.executable, str(PROBE)], cwd=PLATFORM_DIR, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(probe)], cwd=PLATFORM_DIR, env=env, capture_output=True, text=True, timeout=120
     )
     if result.returncode != 0:
         raise AssertionError(f"platform probe failed:\n{result.stderr[-3000:]}")

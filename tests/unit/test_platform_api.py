@@ -26,6 +26,15 @@ DOC_ENDPOINTS = {
     "/v1/stories": ["get", "post"],
     "/v1/stories/{story_id}": ["get"],
     "/v1/stories/{story_id}/votes": ["post"],
+    # Off-line processing (platform_api/api_offline.py)
+    "/v1/clicks": ["post"],
+    "/v1/users/{user_id}/exports": ["post"],
+    "/v1/users/{user_id}/exports/{job_id}": ["get"],
+    "/v1/users/{user_id}/exports/{job_id}/download": ["get"],
+    "/v1/analytics/domains": ["get"],
+    "/v1/trending": ["get"],
+    "/v1/stories/{story_id}/suggestions": ["get"],
+    "/v1/users/{user_id}/suggestions": ["get"],
 }
 
 

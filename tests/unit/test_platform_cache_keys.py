@@ -22,6 +22,8 @@ GENS = {
     ck.user_stories_generation(7): 300,
     ck.user_follows_generation(7): 400,
     ck.user_follows_generation(8): 500,
+    ck.user_home_generation(7): 600,
+    ck.user_home_generation(8): 700,
 }
 
 
@@ -64,21 +66,36 @@ def test_a_vote_moves_top_but_not_new() -> None:
     assert ck.story_list_cache_key("new", 1, bumped) == ck.story_list_cache_key("new", 1, GENS)
 
 
-def test_a_new_story_moves_top_new_and_every_home_timeline() -> None:
+def test_a_new_story_moves_top_and_new_but_no_home_timeline() -> None:
+    # Home timelines are fan-out on write: a story reaches a home timeline
+    # through the rows written for that user, whose writer bumps the user's
+    # home generation. The global stories generation must not touch them, or
+    # every new story would empty every cached home timeline again.
     bumped = _bumped(ck.STORIES_GENERATION)
     for key_fn in (
         lambda g: ck.story_list_cache_key("top", 1, g),
         lambda g: ck.story_list_cache_key("new", 1, g),
-        lambda g: ck.home_timeline_cache_key(7, 1, g),
     ):
         assert key_fn(bumped) != key_fn(GENS)
+    assert ck.home_timeline_cache_key(7, 1, bumped) == ck.home_timeline_cache_key(7, 1, GENS)
+
+
+def test_a_home_generation_moves_only_that_users_home_timeline() -> None:
+    bumped = _bumped(ck.user_home_generation(7))
+    assert ck.home_timeline_cache_key(7, 1, bumped) != ck.home_timeline_cache_key(7, 1, GENS)
+    assert ck.home_timeline_cache_key(7, 2, bumped) != ck.home_timeline_cache_key(7, 2, GENS)
+    assert ck.home_timeline_cache_key(8, 1, bumped) == ck.home_timeline_cache_key(8, 1, GENS)
+    assert ck.user_stories_cache_key(7, 1, bumped) == ck.user_stories_cache_key(7, 1, GENS)
+    assert ck.followers_cache_key(7, 1, bumped) == ck.followers_cache_key(7, 1, GENS)
 
 
 def test_follows_move_only_that_users_lists() -> None:
     bumped = _bumped(ck.user_follows_generation(7))
     assert ck.followers_cache_key(7, 1, bumped) != ck.followers_cache_key(7, 1, GENS)
     assert ck.following_cache_key(7, 1, bumped) != ck.following_cache_key(7, 1, GENS)
-    assert ck.home_timeline_cache_key(7, 1, bumped) != ck.home_timeline_cache_key(7, 1, GENS)
+    # Following changes the home timeline's rows, not its key: the follow
+    # bumps the home generation as well (see repository._change_follow).
+    assert ck.home_timeline_cache_key(7, 1, bumped) == ck.home_timeline_cache_key(7, 1, GENS)
     assert ck.user_stories_cache_key(7, 1, bumped) == ck.user_stories_cache_key(7, 1, GENS)
     other = _bumped(ck.user_follows_generation(8))
     assert ck.followers_cache_key(7, 1, other) == ck.followers_cache_key(7, 1, GENS)

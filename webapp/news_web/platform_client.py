@@ -19,8 +19,10 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +31,21 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
-from news_web.platform_models import FollowResult, Page, Story, User, UserRef, VoteResult
+from news_web.platform_models import (
+    DomainVisits,
+    ExportJob,
+    FollowResult,
+    Page,
+    Story,
+    User,
+    UserRef,
+    VoteResult,
+)
+
+# Seconds a click may take to be accepted before the redirect goes ahead
+# without it (post, "Message queues": the platform only publishes the event,
+# which normally takes a few milliseconds).
+CLICK_TIMEOUT = 2.0
 
 # --- Errors ---------------------------------------------------------------------
 
@@ -227,11 +243,19 @@ class PlatformClient:
         self.timeout = timeout
         self.session = session
 
-    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
-        """Send one request, record its trace headers, and return the JSON body or raise."""
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> requests.Response:
+        """Send one request, record its trace headers, and return the successful response or raise."""
         try:
             response = self.session.request(
-                method, f"{self.base_url}{path}", params=params, json=json, timeout=self.timeout
+                method, f"{self.base_url}{path}", params=params, json=json, timeout=timeout or self.timeout
             )
         except requests.RequestException as exc:  # refused, timed out, retries used up
             raise Unavailable(f"platform unreachable: {exc.__class__.__name__}") from exc
@@ -241,6 +265,19 @@ class PlatformClient:
             trace.record(response.headers)
         if response.status_code >= 400:
             raise error_for(response)
+        return response
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request and return its JSON body, or raise the typed error."""
+        response = self._send(method, path, params=params, json=json, timeout=timeout)
         try:
             return response.json()
         except ValueError as exc:
@@ -310,6 +347,48 @@ class PlatformClient:
     def vote(self, story_id: int, user_id: int) -> VoteResult:
         """``POST /v1/stories/{id}/votes``; a repeated vote answers ``counted: false``."""
         return VoteResult.from_json(self._call("POST", f"/v1/stories/{int(story_id)}/votes", json={"user_id": user_id}))
+
+    # Off-line processing (post, "Off-line processing")
+    def record_click(self, story_id: int, user_id: int | None, referrer_domain: str) -> str:
+        """``POST /v1/clicks``; returns where the event is queued (``broker`` or ``outbox``).
+
+        With a short timeout of its own: the click is analytics, and the user
+        being redirected must not wait long for it.
+        """
+        body = {"story_id": int(story_id), "user_id": user_id, "referrer_domain": referrer_domain}
+        return str(self._call("POST", "/v1/clicks", json=body, timeout=CLICK_TIMEOUT)["queued"])
+
+    def start_export(self, user_id: int) -> ExportJob:
+        """``POST /v1/users/{user_id}/exports``: schedule an export; the job comes back at once."""
+        return ExportJob.from_json(self._call("POST", f"/v1/users/{int(user_id)}/exports"))
+
+    def export_job(self, user_id: int, job_id: uuid.UUID) -> ExportJob:
+        """``GET /v1/users/{user_id}/exports/{job_id}``; NotFound if it is not the user's job."""
+        return ExportJob.from_json(self._call("GET", f"/v1/users/{int(user_id)}/exports/{uuid.UUID(str(job_id))}"))
+
+    def export_document(self, user_id: int, job_id: uuid.UUID) -> bytes:
+        """``GET .../exports/{job_id}/download``: the JSON document as sent; Conflict until done."""
+        path = f"/v1/users/{int(user_id)}/exports/{uuid.UUID(str(job_id))}/download"
+        return self._send("GET", path).content
+
+    def domain_visits(self, day: date) -> DomainVisits:
+        """``GET /v1/analytics/domains?day=``: one UTC day of the referrer rollups."""
+        return DomainVisits.from_json(self._call("GET", "/v1/analytics/domains", params={"day": day.isoformat()}))
+
+    def trending(self, page: int = 1) -> Page[Story]:
+        """``GET /v1/trending``: stories as the last periodic run ranked them."""
+        data = self._call("GET", "/v1/trending", params={"page": page})
+        return Page.from_json(data, Story.from_json)
+
+    def story_suggestions(self, story_id: int, limit: int = 5) -> list[Story]:
+        """``GET /v1/stories/{id}/suggestions``: people who clicked this also clicked these."""
+        data = self._call("GET", f"/v1/stories/{int(story_id)}/suggestions", params={"limit": limit})
+        return [Story.from_json(item) for item in data["items"]]
+
+    def follow_suggestions(self, user_id: int, limit: int = 5) -> list[UserRef]:
+        """``GET /v1/users/{user_id}/suggestions``: people the user may follow."""
+        data = self._call("GET", f"/v1/users/{int(user_id)}/suggestions", params={"limit": limit})
+        return [UserRef.from_json(item) for item in data["items"]]
 
     def healthz(self) -> dict[str, Any]:
         """``GET /v1/healthz`` through HAProxy."""

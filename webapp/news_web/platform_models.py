@@ -8,8 +8,9 @@ dictionaries, and a contract change fails loudly in one place.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable, Generic, TypeVar
 from urllib.parse import urlsplit
 
@@ -166,3 +167,80 @@ class VoteResult:
     def from_json(cls, data: dict[str, Any]) -> VoteResult:
         """Build from ``{counted, story}``."""
         return cls(counted=bool(data["counted"]), story=Story.from_json(data["story"]))
+
+
+# --- Off-line processing (docs/platform-api.md, "Off-line processing") ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExportJob:
+    """An "export my data" job as its owner polls it (post, "Message queues")."""
+
+    id: uuid.UUID
+    state: str  # pending, running, done or failed
+    progress: int  # 0-100
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExportJob:
+        """Build from the API's ``ExportJob`` object; progress is clamped to 0-100."""
+        finished = data.get("finished_at")
+        return cls(
+            id=uuid.UUID(str(data["id"])),
+            state=str(data["state"]),
+            progress=max(0, min(100, int(data["progress"]))),
+            created_at=_timestamp(data["created_at"]),
+            finished_at=_timestamp(finished) if finished else None,
+        )
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the job may still change, so its page should keep refreshing."""
+        return self.state in ("pending", "running")
+
+    @property
+    def is_done(self) -> bool:
+        """Whether the document is ready to download."""
+        return self.state == "done"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainCount:
+    """Visits from one referring domain; ``""`` is a direct visit."""
+
+    domain: str
+    visits: int
+
+    @property
+    def label(self) -> str:
+        """The domain as shown to readers: ``(direct)`` for visits without a referrer."""
+        return self.domain or "(direct)"
+
+
+@dataclass(frozen=True, slots=True)
+class HourCount:
+    """Visits in one hour (0-23, UTC) of a day."""
+
+    hour: int
+    visits: int
+
+
+@dataclass(frozen=True, slots=True)
+class DomainVisits:
+    """One UTC day of the precalculated rollups (post, "Scheduling periodic tasks")."""
+
+    day: date
+    total: int
+    domains: list[DomainCount]
+    hours: list[HourCount]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DomainVisits:
+        """Build from the API's ``DomainVisits`` object."""
+        return cls(
+            day=date.fromisoformat(str(data["day"])),
+            total=int(data["total"]),
+            domains=[DomainCount(str(d["domain"]), int(d["visits"])) for d in data["domains"]],
+            hours=[HourCount(int(h["hour"]), int(h["visits"])) for h in data["hours"]],
+        )

@@ -4,9 +4,16 @@ Post, "Platform layer": every page here is assembled from platform API calls;
 the web tier holds no data of its own. Post, "Load balancing": ``healthz`` is
 what the load balancer in front of the web servers asks to decide whether this
 server stays in the pool, so it is cheap and does not depend on the platform.
+Post, "Off-line processing": the trending list and the suggestions beside a
+story and on the home page are precalculated by periodic tasks and map-reduce
+jobs; these pages only read them.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
@@ -18,8 +25,27 @@ from django.views.decorators.http import require_safe
 from news_web import platform_client
 from news_web.auth import current_user, login_required, logged_in_user
 from news_web.middleware import error_page
+from news_web.platform_models import UserRef
 
 MAX_PAGE = 1000  # the platform's limit (docs/platform-api.md, "Limits")
+# Suggestions shown beside a story and on the home page.
+SUGGESTIONS_SHOWN = 5
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def optional_panel(what: str, fetch: Callable[[], list[T]]) -> list[T]:
+    """A secondary part of a page (suggestions): its items, or none if the platform fails.
+
+    The page's main content was already fetched; a side panel that cannot be
+    filled is left out rather than turning the whole page into an error.
+    """
+    try:
+        return fetch()
+    except platform_client.PlatformError as exc:
+        logger.warning("%s left out: %s", what, exc.message)
+        return []
 
 
 def page_number(request: HttpRequest) -> int:
@@ -48,23 +74,42 @@ def newest(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+def trending(request: HttpRequest) -> HttpResponse:
+    """Trending stories, as the periodic trending task last ranked them."""
+    stories = platform_client.get_client().trending(page_number(request))
+    return render(
+        request, "news_web/stories.html", {"heading": "Trending", "stories": stories, "empty_hint": "trending"}
+    )
+
+
+@require_safe
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """The home timeline: stories by the people the logged-in user follows."""
+    """The home timeline, and on its first page "People you may follow" (friends of friends)."""
     me = logged_in_user(request)
-    stories = platform_client.get_client().home(me.id, page_number(request))
+    client = platform_client.get_client()
+    page = page_number(request)
+    stories = client.home(me.id, page)
+    people: list[UserRef] = []
+    if page == 1:
+        people = optional_panel("follow suggestions", lambda: client.follow_suggestions(me.id, SUGGESTIONS_SHOWN))
     return render(
         request,
-        "news_web/stories.html",
-        {"heading": "Your home", "stories": stories, "empty_hint": "follow"},
+        "news_web/home.html",
+        {"heading": "Your home", "stories": stories, "empty_hint": "follow", "people_suggestions": people},
     )
 
 
 @require_safe
 def story(request: HttpRequest, story_id: int) -> HttpResponse:
-    """One story with its vote button; a platform 404 becomes this site's 404."""
-    item = platform_client.get_client().get_story(story_id)
-    return render(request, "news_web/story.html", {"story": item})
+    """One story with its vote button, and what people who clicked it also clicked.
+
+    A platform 404 becomes this site's 404.
+    """
+    client = platform_client.get_client()
+    item = client.get_story(story_id)
+    also_clicked = optional_panel("story suggestions", lambda: client.story_suggestions(item.id, SUGGESTIONS_SHOWN))
+    return render(request, "news_web/story.html", {"story": item, "also_clicked": also_clicked})
 
 
 @require_safe
