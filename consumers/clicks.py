@@ -70,7 +70,22 @@ class ClickConsumer(QueueConsumer):
                 rows,
                 ("event_id",),
             )
+            if inserted:
+                counted = sorted({row[1] for row in rows})
+                transaction.on_commit(lambda: write_through_counts(counted), using=WRITE_DB)
         self.stats["clicks"] += inserted
         self.stats["duplicates"] += len(rows) - inserted
         log.debug("%s: %d clicks, %d new, %d refused", self.name, len(events), inserted, len(refusals))
         return refusals
+
+
+def write_through_counts(story_ids: list[int]) -> None:
+    """Write the new click counts of ``story_ids`` through to the cache (after commit).
+
+    One grouped query for the whole batch; the counts carry the newest click id
+    as their version, so two consumers finishing out of order leave the newer.
+    """
+    from platform_api import cache, cache_keys, offline_reads
+
+    for story_id, value in offline_reads.click_counts(story_ids, using=WRITE_DB).items():
+        cache.write_through(cache_keys.story_clicks_cache_key(story_id), value)

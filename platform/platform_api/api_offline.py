@@ -34,6 +34,7 @@ from platform_api.offline_schemas import (
     Day,
     DomainVisitsOut,
     ExportJobOut,
+    StoryClicksOut,
     StorySuggestionsOut,
     SuggestionLimit,
     UserSuggestionsOut,
@@ -124,6 +125,13 @@ def domain_visits(request: HttpRequest, day: Day | None = None) -> dict[str, Any
 def trending(request: HttpRequest, page: rules.PageNumber = 1) -> dict[str, Any]:
     """A page of trending stories, as ranked by the last periodic run."""
     return offline_reads.trending_page(page)
+
+
+@router.get("/stories/{story_id}/clicks", response={200: StoryClicksOut, **ERRORS}, tags=["stories"])
+def story_clicks(request: HttpRequest, story_id: rules.RowId) -> dict[str, Any]:
+    """How many clicks the click log holds for a story (counted off-line, so a moment behind)."""
+    _story_or_404(story_id)
+    return offline_reads.story_clicks(story_id)
 
 
 @router.get("/stories/{story_id}/suggestions", response={200: StorySuggestionsOut, **ERRORS}, tags=["stories"])

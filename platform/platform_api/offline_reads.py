@@ -26,10 +26,12 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Count, Max, Sum
 
 from platform_api import cache, cache_keys, repository, rules
-from platform_api.models import DomainVisits, ExportJob, Follow, FollowSuggestion, SuggestedStory, TrendingStory
+from platform_api.models import (
+    Click, DomainVisits, ExportJob, Follow, FollowSuggestion, SuggestedStory, TrendingStory,
+)
 
 WRITE_DB = "default"
 # The analytics page shows a domain table and a chart; a day with more
@@ -109,6 +111,32 @@ def trending_page(page: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 # Suggestions (post, "Map-reduce": pre-generated indexes)
 # --------------------------------------------------------------------------
+def click_counts(story_ids: list[int], using: str | None = None) -> dict[int, dict[str, Any]]:
+    """Each story's click count as a cacheable object, straight from the click log.
+
+    Its ``version`` is the story's newest click id: the click consumer writes
+    counts through after each batch, and ids only grow, so a late
+    write-through can never replace a newer count. A purge lowers the count
+    without a newer id, which is why the purge deletes the entry instead.
+    """
+    rows = Click.objects.using(using) if using else Click.objects
+    found = {
+        row["story_id"]: {"story_id": row["story_id"], "clicks": row["clicks"], "version": row["newest"]}
+        for row in rows.filter(story_id__in=story_ids)
+        .values("story_id")
+        .annotate(clicks=Count("id"), newest=Max("id"))
+    }
+    return {sid: found.get(sid, {"story_id": sid, "clicks": 0, "version": 0}) for sid in story_ids}
+
+
+def story_clicks(story_id: int) -> dict[str, Any]:
+    """How many times a story's link was clicked: read through the cache."""
+    value = cache.read_through(
+        cache_keys.story_clicks_cache_key(story_id), lambda: click_counts([story_id])[story_id]
+    )
+    return {"story_id": story_id, "clicks": value["clicks"] if value else 0}
+
+
 def story_suggestions(story_id: int, limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` stories that people who clicked ``story_id`` also clicked."""
 

@@ -128,6 +128,13 @@ class DomainVisitsOut(Schema):
     hours: list[HourCountOut]
 
 
+class StoryClicksOut(Schema):
+    """A story's click count, from the click log."""
+
+    story_id: int
+    clicks: int
+
+
 class StorySuggestionsOut(Schema):
     """Stories that people who clicked a story also clicked, best first."""
 

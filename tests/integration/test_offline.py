@@ -79,6 +79,11 @@ def test_clicks_are_redirected_at_once_and_counted_once(
         assert response.status_code == 302
         assert response.headers["Location"] == "https://example.org/o"
     wait_until(lambda: _clicks_for(running_stack, story_id) == 5, 20, "the click consumer")
+    # The consumer wrote the new count through to the cache after its commit.
+    counted = wait_until(lambda: (r := api.get(f"{api_url}/v1/stories/{story_id}/clicks", timeout=10))
+                         and r.json()["clicks"] == 5 and r, 10, "the written-through count")
+    # Two lookups, both hits: the story (to 404 an unknown one) and its count.
+    assert counted.headers["X-Cache"] == "hits=2 misses=0"
     domains = sql(running_stack, f"select distinct referrer_domain from clicks where story_id = {story_id}")
     assert domains == "news.ycombinator.com"
 
@@ -209,3 +214,35 @@ def test_analytics_page_draws_visits_per_domain(site: str) -> None:
     assert page.status_code == 200
     assert "<svg" in page.text
     assert "Today" in page.text and "Yesterday" in page.text
+
+
+def test_purge_deletes_old_clicks_by_key_and_invalidates_their_cached_counts(
+    api: requests.Session, api_url: str, running_stack: Topology, member: Member
+) -> None:
+    """The post's bulk-delete pattern: select the ids, invalidate their cache entries, delete by key."""
+    story_id = _post_story(api, api_url, member, "old and new clicks")
+    sql(running_stack, f"""
+        INSERT INTO clicks (event_id, story_id, user_id, referrer_domain, clicked_at)
+        SELECT gen_random_uuid(), {story_id}, NULL, 'old.example', now() - interval '40 days'
+        FROM generate_series(1, 7);
+        INSERT INTO clicks (event_id, story_id, user_id, referrer_domain, clicked_at)
+        SELECT gen_random_uuid(), {story_id}, NULL, 'new.example', now() - interval '1 day'
+        FROM generate_series(1, 2);
+    """)
+    # Cache the count of 9 (the rows were written behind the cache's back, before any read).
+    assert api.get(f"{api_url}/v1/stories/{story_id}/clicks", timeout=10).json()["clicks"] == 9
+    # Two lookups per call: the story, then its count.
+    assert api.get(f"{api_url}/v1/stories/{story_id}/clicks", timeout=10).headers["X-Cache"] == "hits=2 misses=0"
+    output = stack.manage_output(running_stack, "platform", "shell", "-c", (
+        "from datetime import UTC, datetime, timedelta\n"
+        "from django.db import transaction\n"
+        "from platform_api.tasks.purge import purge_clicks_before\n"
+        "with transaction.atomic(using='default'):\n"
+        "    print('deleted', purge_clicks_before(datetime.now(UTC) - timedelta(days=30)))\n"
+    ))
+    assert "deleted" in output
+    assert sql(running_stack, f"select count(*) from clicks where story_id = {story_id}") == "2"
+    # The cached count was invalidated, so the next read is a miss that sees the purge.
+    after = api.get(f"{api_url}/v1/stories/{story_id}/clicks", timeout=10)
+    assert after.json()["clicks"] == 2
+    assert after.headers["X-Cache"] == "hits=1 misses=1"

@@ -121,13 +121,15 @@ class WebFakePlatform(BaseAdapter):
     calls: list[WebPlatformCall] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     # Answers for paths no exact route matched: (method, path regex, handler).
-    # The suggestion panels beside a story and on the home page are secondary
+    # The suggestion panels and the click count beside a story, and on the home page, are secondary
     # content every such page asks for; unless a test registers them, they are
     # empty, so tests about the main content need not mention them.
     fallback_routes: list[tuple[str, re.Pattern[str], Handler]] = field(
         default_factory=lambda: [
             ("GET", re.compile(r"/v1/stories/\d+/suggestions"), lambda _call: WebFakeReply(200, {"items": []})),
             ("GET", re.compile(r"/v1/users/\d+/suggestions"), lambda _call: WebFakeReply(200, {"items": []})),
+            ("GET", re.compile(r"/v1/stories/(\d+)/clicks"),
+             lambda call: WebFakeReply(200, {"story_id": int(call.path.split("/")[3]), "clicks": 3})),
         ]
     )
 

@@ -33,6 +33,7 @@ DOC_ENDPOINTS = {
     "/v1/users/{user_id}/exports/{job_id}/download": ["get"],
     "/v1/analytics/domains": ["get"],
     "/v1/trending": ["get"],
+    "/v1/stories/{story_id}/clicks": ["get"],
     "/v1/stories/{story_id}/suggestions": ["get"],
     "/v1/users/{user_id}/suggestions": ["get"],
 }

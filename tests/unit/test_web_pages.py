@@ -101,6 +101,17 @@ def test_story_page_shows_story_text_and_vote_button(web_client: Client, web_pla
     assert response.status_code == 200
     assert 'action="/s/4/vote"' in page
     assert "<p>line one<br>line two</p>" in page
+    assert "story-clicks" in page and "3 clicks" in page, "the count from GET /v1/stories/4/clicks"
+
+
+def test_story_page_leaves_out_the_click_count_when_the_platform_cannot_say(
+    web_client: Client, web_platform: WebFakePlatform
+) -> None:
+    web_platform.ok("GET", "/v1/stories/4", web_platform.story("Hello", id=4))
+    web_platform.fail("GET", "/v1/stories/4/clicks", 503, "down")
+    response = web_client.get("/s/4")
+    assert response.status_code == 200
+    assert "story-clicks" not in html(response)
 
 
 def test_platform_404_is_a_404_page(web_client: Client, web_platform: WebFakePlatform) -> None:

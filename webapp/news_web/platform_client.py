@@ -385,6 +385,10 @@ class PlatformClient:
         data = self._call("GET", f"/v1/stories/{int(story_id)}/suggestions", params={"limit": limit})
         return [Story.from_json(item) for item in data["items"]]
 
+    def story_clicks(self, story_id: int) -> int:
+        """``GET /v1/stories/{id}/clicks``: how often the story's link was followed."""
+        return int(self._call("GET", f"/v1/stories/{int(story_id)}/clicks")["clicks"])
+
     def follow_suggestions(self, user_id: int, limit: int = 5) -> list[UserRef]:
         """``GET /v1/users/{user_id}/suggestions``: people the user may follow."""
         data = self._call("GET", f"/v1/users/{int(user_id)}/suggestions", params={"limit": limit})

@@ -109,7 +109,9 @@ def story(request: HttpRequest, story_id: int) -> HttpResponse:
     client = platform_client.get_client()
     item = client.get_story(story_id)
     also_clicked = optional_panel("story suggestions", lambda: client.story_suggestions(item.id, SUGGESTIONS_SHOWN))
-    return render(request, "news_web/story.html", {"story": item, "also_clicked": also_clicked})
+    clicks = optional_panel("story clicks", lambda: [client.story_clicks(item.id)])
+    context = {"story": item, "also_clicked": also_clicked, "clicks": clicks[0] if clicks else None}
+    return render(request, "news_web/story.html", context)
 
 
 @require_safe
