@@ -19,6 +19,7 @@ the broker and the workers are up.
 from __future__ import annotations
 
 import time
+import zlib
 from argparse import ArgumentParser
 from datetime import timedelta
 from typing import Any, Iterable, Sequence
@@ -132,6 +133,14 @@ class Command(BaseCommand):
             TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
         ) as progress, transaction.atomic(using=DB):
             with connections[DB].cursor() as cursor:
+                # Take the periodic jobs' locks before TRUNCATE's table locks, in
+                # the order the jobs take them, so a re-seed of a running stack
+                # waits for a running trending or map-reduce job instead of
+                # deadlocking with it.
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [trending.LOCK_KEY])
+                for job in ("suggested", "follows"):
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                                   [mapreduce.JOB_LOCK, zlib.crc32(job.encode()) & 0x7FFFFFFF])
                 cursor.execute(f"TRUNCATE {', '.join(TABLES + DERIVED_TABLES)} RESTART IDENTITY CASCADE")
                 raw = cursor.connection  # the psycopg connection, for COPY
                 self._copy(raw, progress, "users", USER_COLUMNS, self._user_rows(data.users))
