@@ -5,6 +5,9 @@
     scalestack status         every process with its state, pid and port
     scalestack stop NAME      stop one process (web-1, platform-2, memcached-1, ...)
     scalestack start NAME     start it again
+    scalestack drain NAME     take a web/platform server out of HAProxy's pool gracefully
+    scalestack ready NAME     put it back
+    scalestack scale web=3    resize a tier without dropping a request
     scalestack seed           load the demo data (no-op when data exists, unless --force)
     scalestack urls           where to point a browser
 
@@ -179,6 +182,34 @@ def cmd_start(t: Topology, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drain(t: Topology, args: argparse.Namespace) -> int:
+    """Take a web or platform server out of HAProxy's pool gracefully."""
+    stack.drain(t, args.name)
+    _say(f"{args.name} drained: no new requests, none in flight")
+    return 0
+
+
+def cmd_ready(t: Topology, args: argparse.Namespace) -> int:
+    """Put a drained server back into its pool."""
+    stack.ready(t, args.name)
+    _say(f"{args.name} is back in its pool")
+    return 0
+
+
+def cmd_scale(t: Topology, args: argparse.Namespace) -> int:
+    """Resize the web and platform tiers without dropping a request (e.g. web=3 platform=2)."""
+    sizes: dict[str, int] = {}
+    for item in args.sizes:
+        tier, _, count = item.partition("=")
+        if tier not in ("web", "platform") or not count.isdigit():
+            console.print(f"[red]expected web=N or platform=N, not {item!r}[/]")
+            return 2
+        sizes[tier] = int(count)
+    new = stack.scale(t, sizes.get("web"), sizes.get("platform"), _say)
+    print_status(new)
+    return 0
+
+
 def cmd_seed(t: Topology, args: argparse.Namespace) -> int:
     """Load the demo data through the platform's seed command."""
     extra = [] if args.force else ["--if-empty"]
@@ -205,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     for name, func in (("down", cmd_down), ("status", cmd_status), ("urls", cmd_urls)):
         sub.add_parser(name, help=func.__doc__).set_defaults(func=func)
-    for name, func in (("stop", cmd_stop), ("start", cmd_start)):
+    p = sub.add_parser("scale", help=cmd_scale.__doc__)
+    p.add_argument("sizes", nargs="+", help="web=N and/or platform=N")
+    p.set_defaults(func=cmd_scale)
+    for name, func in (("stop", cmd_stop), ("start", cmd_start), ("drain", cmd_drain), ("ready", cmd_ready)):
         p = sub.add_parser(name, help=func.__doc__)
         p.add_argument("name", help="a process name, as `scalestack status` shows it")
         p.set_defaults(func=func)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from scalestack.smartclient_config import write_platform_servers_file
 from scalestack.topology import REPO, Topology
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -100,4 +101,5 @@ def render_all(t: Topology) -> dict[str, Path]:
             shutil.chown(tmp, "rabbitmq", "rabbitmq")
         tmp.replace(target)
         written[key] = target
+    written["platform_servers"] = write_platform_servers_file(t)
     return written

@@ -414,3 +414,109 @@ def haproxy_command(t: Topology, command: str) -> str:
         return b"".join(chunks).decode()
     except OSError:
         return ""
+
+
+# --------------------------------------------------------------------------
+# Drain and scale: HAProxy's runtime API and hitless reloads
+# --------------------------------------------------------------------------
+POOLS = {"web": "web_pool", "platform": "platform_pool"}
+
+
+def _pool_of(t: Topology, name: str) -> str:
+    process = t.get(name)
+    if process.role not in POOLS:
+        raise StackError(f"{name} is not in an HAProxy pool (only web and platform servers are)")
+    return POOLS[process.role]
+
+
+def server_sessions(t: Topology, pool: str, name: str) -> int | None:
+    """Requests in flight on one server, from HAProxy's ``show stat`` (``scur``)."""
+    lines = haproxy_command(t, "show stat").splitlines()
+    if not lines:
+        return None
+    header = lines[0].lstrip("# ").split(",")
+    for line in lines[1:]:
+        fields = line.split(",")
+        if fields[:2] == [pool, name]:
+            return int(fields[header.index("scur")] or 0)
+    return None
+
+
+def drain(t: Topology, name: str, timeout: float = 30) -> None:
+    """Take a server out of its pool gracefully and wait for its requests to finish.
+
+    ``state drain``: HAProxy sends it no new requests (health checks go on),
+    and the ones in flight complete normally.
+    """
+    pool = _pool_of(t, name)
+    answer = haproxy_command(t, f"set server {pool}/{name} state drain").strip()
+    if answer:
+        raise StackError(f"HAProxy refused to drain {name}: {answer}")
+    wait_for(lambda: server_sessions(t, pool, name) == 0, timeout, f"{name}'s requests to finish")
+
+
+def ready(t: Topology, name: str) -> None:
+    """Put a drained server back into its pool."""
+    pool = _pool_of(t, name)
+    answer = haproxy_command(t, f"set server {pool}/{name} state ready").strip()
+    if answer:
+        raise StackError(f"HAProxy refused to ready {name}: {answer}")
+
+
+def reload_haproxy(t: Topology) -> None:
+    """Hitless reload: USR2 to HAProxy's master, which starts a new worker with the
+    new config on the same listening sockets; the old worker finishes its
+    connections and exits, so no request is dropped.
+    """
+    result = subprocess.run(["/usr/sbin/haproxy", "-c", "-q", "-f", str(t.etc / "haproxy.cfg")],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"the new HAProxy config is invalid:\n{result.stderr}")
+    rpc(t).supervisor.signalProcess("haproxy", "USR2")
+
+
+def scale(t: Topology, web: int | None, platform: int | None, say: Say = print) -> Topology:
+    """Change the number of web and/or platform servers while the stack serves traffic.
+
+    Growing: render, start the new servers, wait until they are healthy, then
+    reload HAProxy to add them. Shrinking: drain the servers that go, reload
+    HAProxy without them, then stop them. Either way no request is dropped.
+    """
+    import dataclasses
+    import json
+
+    from scalestack.topology import MAX_SERVERS_PER_TIER, SCALE_FILE
+
+    new = dataclasses.replace(
+        t,
+        web_servers=web if web is not None else t.web_servers,
+        platform_servers=platform if platform is not None else t.platform_servers,
+    )
+    for count in (new.web_servers, new.platform_servers):
+        if not 1 <= count <= MAX_SERVERS_PER_TIER:
+            raise StackError(f"a tier needs 1 to {MAX_SERVERS_PER_TIER} servers, not {count}")
+    old_names = {p.name for p in t.web + t.platform}
+    new_names = {p.name for p in new.web + new.platform}
+    added = [p for p in new.web + new.platform if p.name not in old_names]
+    removed = [p for p in t.web + t.platform if p.name not in new_names]
+
+    for process in removed:
+        say(f"draining {process.name}")
+        drain(t, process.name)
+    render_all(new)
+    proxy = rpc(new)
+    proxy.supervisor.reloadConfig()
+    for process in added:
+        proxy.supervisor.addProcessGroup(process.name)
+        start(new, process.name)
+        path = "/healthz" if process.role == "web" else "/v1/healthz"
+        wait_for(lambda: http_ok(process.host, process.port, path), 60, process.name)
+        say(f"started {process.name} on {process.address}")
+    say("reloading HAProxy (hitless)")
+    reload_haproxy(new)
+    for process in removed:
+        stop(new, process.name)
+        proxy.supervisor.removeProcessGroup(process.name)
+        say(f"stopped {process.name}")
+    (new.var / SCALE_FILE).write_text(json.dumps({"web": new.web_servers, "platform": new.platform_servers}))
+    return new

@@ -11,6 +11,7 @@ so a test run can go on beside a running dev stack.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ RABBITMQ_MANAGEMENT_PORT = 15673
 RABBITMQ_DIST_PORT = 5674
 
 PROFILE_PORT_OFFSET = {"dev": 0, "test": 20000}
+SCALE_FILE = "scale.json"
+# Room in the port plan: web servers use 8101-8199, platform servers 8201-8299.
+MAX_SERVERS_PER_TIER = 20
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,9 @@ class Topology:
     beats: int = 2
     front_bind: str = "127.0.0.1"
     data_cache: bool = True
+    # Who balances the web tier's platform calls: "haproxy" (its :9000 pool) or
+    # "smart" (the web servers' own smart client, webapp/news_web/smart_client.py).
+    platform_balancing: str = "haproxy"
     fault_injection: bool = False
     run_as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
 
@@ -243,6 +250,11 @@ class Topology:
         return self.var / "etc"
 
     @property
+    def platform_servers_file(self) -> Path:
+        """The platform servers as JSON, for the smart client (scalestack/smartclient_config.py)."""
+        return self.etc / "platform-servers.json"
+
+    @property
     def log(self) -> Path:
         """One log file per process."""
         return self.var / "log"
@@ -370,6 +382,8 @@ class Topology:
             "DJANGO_SECRET_KEY": s["DJANGO_SECRET_KEY"],
             "PLATFORM_TOKEN": s["PLATFORM_TOKEN"],
             "PLATFORM_URL": self.platform_url,
+            "PLATFORM_BALANCING": self.platform_balancing,
+            "PLATFORM_SERVERS_FILE": str(self.platform_servers_file),
             "SCALESTACK_SERVER_NAME": process.name if process else "web-admin",
             "STATIC_URL": self.static_url,
             "STATIC_ROOT": str(self.static_root),
@@ -389,19 +403,26 @@ def load(profile: str | None = None) -> Topology:
     Environment overrides: ``SCALESTACK_VAR`` (data directory),
     ``SCALESTACK_PORT_OFFSET``, ``SCALESTACK_WEB_SERVERS``,
     ``SCALESTACK_PLATFORM_SERVERS``, ``SCALESTACK_BIND`` (front door address),
-    ``SCALESTACK_DATA_CACHE`` (on/off).
+    ``SCALESTACK_DATA_CACHE`` (on/off), ``SCALESTACK_PLATFORM_BALANCING``
+    (``haproxy`` or ``smart``).
     """
     profile = profile or os.environ.get("SCALESTACK_PROFILE", "dev")
     if profile not in PROFILE_PORT_OFFSET:
         raise ValueError(f"unknown profile {profile!r}; use one of {sorted(PROFILE_PORT_OFFSET)}")
     default_var = REPO / "var" if profile == "dev" else REPO / "var" / profile
+    var = Path(os.environ.get("SCALESTACK_VAR", default_var)).resolve()
+    # `scalestack scale` records the tier sizes it set, so every later command
+    # (status, stop, a restart of the stack) sees the same topology.
+    scale_file = var / SCALE_FILE
+    scaled: dict[str, int] = json.loads(scale_file.read_text()) if scale_file.exists() else {}
     return Topology(
         profile=profile,
-        var=Path(os.environ.get("SCALESTACK_VAR", default_var)).resolve(),
+        var=var,
         offset=int(os.environ.get("SCALESTACK_PORT_OFFSET", PROFILE_PORT_OFFSET[profile])),
-        web_servers=int(os.environ.get("SCALESTACK_WEB_SERVERS", 2)),
-        platform_servers=int(os.environ.get("SCALESTACK_PLATFORM_SERVERS", 2)),
+        web_servers=int(os.environ.get("SCALESTACK_WEB_SERVERS", scaled.get("web", 2))),
+        platform_servers=int(os.environ.get("SCALESTACK_PLATFORM_SERVERS", scaled.get("platform", 2))),
         front_bind=os.environ.get("SCALESTACK_BIND", "127.0.0.1"),
         data_cache=_env_bool("SCALESTACK_DATA_CACHE", True),
+        platform_balancing=os.environ.get("SCALESTACK_PLATFORM_BALANCING", "haproxy"),
         fault_injection=profile == "test",
     )

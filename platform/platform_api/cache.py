@@ -11,7 +11,9 @@ This module is the post's "Caching" section made concrete:
   hit and is never older than the write the client was told succeeded.
 * **In-memory caches**: two memcached nodes behind pymemcache's ``HashClient``,
   which hashes keys over the nodes and steps around a dead one: the post's
-  "smart client", used here where it is cheap and well-kept.
+  "smart client", used here where it is cheap and well-kept. Its subclass in
+  :mod:`platform_api.memcache_client` flushes a node that failed before it is
+  used again, so a node back from an outage never serves pre-outage values.
 * **Lists** ("modifications to unknown number of elements"): a vote can move a
   story on many pages, so list entries are not written through. Their keys embed
   a *generation* number that each relevant write increments after commit; a
@@ -47,10 +49,10 @@ from dogpile.cache import make_region, register_backend
 from dogpile.cache.api import NO_VALUE, CachedValue
 from dogpile.cache.backends.memcached import MemcachedLock, PyMemcacheBackend
 from dogpile.cache.region import CacheRegion, value_version
-from pymemcache.client.hash import HashClient
 from pymemcache import serde
 
 from platform_api import cache_keys
+from platform_api.memcache_client import FlushOnReturnHashClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -155,7 +157,9 @@ class ScalestackMemcachedBackend(PyMemcacheBackend):
     """dogpile's pymemcache backend, tuned for failure and for safe fills.
 
     * ``ignore_exc``: a node that is down reads as a miss and drops writes, so
-      requests fall through to PostgreSQL and still succeed.
+      requests fall through to PostgreSQL and still succeed. Dropped writes
+      would leave that node stale, which is why the client flushes a node
+      that failed before it serves again (:mod:`platform_api.memcache_client`).
     * ``fill_with_add``: read-through fills use memcached ``add``, which never
       replaces a value a write-through stored in the meantime (rule 1 above).
     """
@@ -163,11 +167,11 @@ class ScalestackMemcachedBackend(PyMemcacheBackend):
     def __init__(self, arguments: dict[str, Any]) -> None:
         super().__init__(arguments)
         self.fill_with_add: bool = arguments.get("fill_with_add", True)
-        self.connect_timeout: float = arguments.get("connect_timeout", 0.25)
-        self.timeout: float = arguments.get("timeout", 0.5)
+        self.connect_timeout: float = arguments["connect_timeout"]
+        self.timeout: float = arguments["timeout"]
 
-    def _create_client(self) -> HashClient:
-        return HashClient(
+    def _create_client(self) -> FlushOnReturnHashClient:
+        return FlushOnReturnHashClient(
             self.url,
             serde=serde.pickle_serde,
             connect_timeout=self.connect_timeout,
@@ -175,6 +179,9 @@ class ScalestackMemcachedBackend(PyMemcacheBackend):
             retry_attempts=self.hashclient_retry_attempts,
             retry_timeout=self.hashclient_retry_timeout,
             dead_timeout=self.dead_timeout,
+            # Required: a node that is down must read as a miss and drop
+            # writes, so the request falls through to PostgreSQL and succeeds;
+            # the client's flush-on-return makes the dropped writes harmless.
             ignore_exc=True,
             default_noreply=False,
         )
@@ -228,15 +235,18 @@ def _region(kind: str) -> CacheRegion:
                     # overwrite; list keys carry a generation, so plain set is safe
                     # and lets dogpile refresh a soft-expired list in place.
                     "fill_with_add": kind == "objects",
-                    "hashclient_retry_attempts": 1,
-                    "hashclient_retry_timeout": 1,
-                    "hashclient_dead_timeout": 5,
+                    # The smart client's failure handling, explicit in settings.
+                    "connect_timeout": settings.MEMCACHED_CONNECT_TIMEOUT,
+                    "timeout": settings.MEMCACHED_TIMEOUT,
+                    "hashclient_retry_attempts": settings.MEMCACHED_RETRY_ATTEMPTS,
+                    "hashclient_retry_timeout": settings.MEMCACHED_RETRY_TIMEOUT,
+                    "hashclient_dead_timeout": settings.MEMCACHED_DEAD_TIMEOUT,
                 },
             )
     return _regions[kind]
 
 
-def _client() -> HashClient:
+def _client() -> FlushOnReturnHashClient:
     """This thread's HashClient (the objects region's; both see the same nodes)."""
     return _region("objects").backend.client
 

@@ -73,6 +73,18 @@ DATABASE_ROUTERS = ["platform_api.routers.ReadWriteRouter"]
 # smart client). DATA_CACHE_ENABLED=false turns it off so the two can be compared.
 MEMCACHED_SERVERS: list[str] = env.list("MEMCACHED_SERVERS", default=["127.0.0.1:11311", "127.0.0.1:11312"])
 DATA_CACHE_ENABLED: bool = env.bool("DATA_CACHE_ENABLED", default=True)
+# How the smart client treats a node that stops answering (pymemcache's
+# HashClient; see platform_api.memcache_client). Every command waits at most
+# MEMCACHED_TIMEOUT, so a hung node costs a request half a second, not a hang.
+# After MEMCACHED_RETRY_ATTEMPTS failures, MEMCACHED_RETRY_TIMEOUT seconds
+# apart, the node leaves the hash ring and its keys go to the other nodes; every
+# MEMCACHED_DEAD_TIMEOUT seconds it is tried again, and flushed before it is
+# put back so it cannot serve values from before its outage.
+MEMCACHED_CONNECT_TIMEOUT: float = env.float("MEMCACHED_CONNECT_TIMEOUT", default=0.25)
+MEMCACHED_TIMEOUT: float = env.float("MEMCACHED_TIMEOUT", default=0.5)
+MEMCACHED_RETRY_ATTEMPTS: int = env.int("MEMCACHED_RETRY_ATTEMPTS", default=1)
+MEMCACHED_RETRY_TIMEOUT: float = env.float("MEMCACHED_RETRY_TIMEOUT", default=1.0)
+MEMCACHED_DEAD_TIMEOUT: float = env.float("MEMCACHED_DEAD_TIMEOUT", default=5.0)
 CACHE_KEY_PREFIX: str = env.str("CACHE_KEY_PREFIX", default="ss")
 
 # Test-only hooks (a slow read-through fill, to reproduce the stale-fill race).

@@ -119,3 +119,18 @@ def test_offline_pool_processes_get_the_platform_environment(topo: Topology) -> 
         assert env["SCALESTACK_SERVER_NAME"] == process.name
         assert env["RABBITMQ_URL"].startswith(f"amqp://scalestack:") and str(topo.rabbitmq.port) in env["RABBITMQ_URL"]
     assert [p.name for p in topo.beat] == ["beat-1", "beat-2"]
+
+
+def test_a_scaled_tier_size_is_remembered_and_env_still_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from scalestack.topology import SCALE_FILE
+
+    monkeypatch.setenv("SCALESTACK_VAR", str(tmp_path / "var"))
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / SCALE_FILE).write_text(json.dumps({"web": 4, "platform": 3}))
+    topo = load("dev")
+    assert [p.name for p in topo.web] == ["web-1", "web-2", "web-3", "web-4"]
+    assert len(topo.platform) == 3
+    monkeypatch.setenv("SCALESTACK_WEB_SERVERS", "1")
+    assert len(load("dev").web) == 1

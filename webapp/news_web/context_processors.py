@@ -27,6 +27,8 @@ def scalestack(request: HttpRequest) -> dict[str, Any]:
         "web_user": current_user(request),
         "served": {
             "web_server": settings.SCALESTACK_SERVER_NAME,
+            # How this web server reaches the platform: HAProxy's pool or the smart client.
+            "balancing": settings.PLATFORM_BALANCING,
             "platform_servers": list(trace.servers) if trace else [],
             "cache_hits": trace.hits if trace else 0,
             "cache_misses": trace.misses if trace else 0,

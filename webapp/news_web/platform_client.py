@@ -5,7 +5,10 @@ turn talks to the databases and caches; this tier never opens a database or
 cache connection itself. Post, "Software load balancers": it reaches the
 platform through HAProxy's locally bound port (``PLATFORM_URL``, by default
 ``127.0.0.1:9000``), so HAProxy, not this code, picks a healthy platform server.
-That is also why this is not a "smart client": it knows one address.
+That is also why this is not a "smart client": it knows one address. The
+post's other way is one setting away: with ``PLATFORM_BALANCING = "smart"``,
+``build_client`` mounts the smart client of ``news_web.smart_client`` on the
+session, and this module's code runs unchanged on top of it.
 
 Per incoming web request it records which platform servers answered
 (``X-Served-By``) and how the platform's data cache answered (``X-Cache``,
@@ -41,6 +44,7 @@ from news_web.platform_models import (
     UserRef,
     VoteResult,
 )
+from news_web.smart_client import SMART_BASE_URL, build_adapter_from_settings
 
 # Seconds a click may take to be accepted before the redirect goes ahead
 # without it (post, "Message queues": the platform only publishes the event,
@@ -395,7 +399,7 @@ class PlatformClient:
         return [UserRef.from_json(item) for item in data["items"]]
 
     def healthz(self) -> dict[str, Any]:
-        """``GET /v1/healthz`` through HAProxy."""
+        """``GET /v1/healthz`` on whichever platform server the balancing picks."""
         result: dict[str, Any] = self._call("GET", "/v1/healthz")
         return result
 
@@ -418,10 +422,18 @@ def get_client() -> PlatformClient:
     if _client is None or _client_pid != pid:
         with _client_lock:
             if _client is None or _client_pid != pid:
-                session = build_session(settings.PLATFORM_TOKEN, settings.PLATFORM_POOL_MAXSIZE)
-                _client = PlatformClient(settings.PLATFORM_URL, settings.PLATFORM_TIMEOUT, session)
+                _client = build_client()
                 _client_pid = pid
     return _client
+
+
+def build_client() -> PlatformClient:
+    """A client as the settings say: through HAProxy's pool, or balanced by the smart client."""
+    session = build_session(settings.PLATFORM_TOKEN, settings.PLATFORM_POOL_MAXSIZE)
+    if settings.PLATFORM_BALANCING != "smart":
+        return PlatformClient(settings.PLATFORM_URL, settings.PLATFORM_TIMEOUT, session)
+    session.mount(f"{SMART_BASE_URL}/", build_adapter_from_settings())
+    return PlatformClient(SMART_BASE_URL, settings.PLATFORM_TIMEOUT, session)
 
 
 def install_client(client: PlatformClient | None) -> None:

@@ -49,6 +49,22 @@ PLATFORM_TIMEOUT: float = env.float("PLATFORM_TIMEOUT", default=5.0)
 # Kept connections to HAProxy per process; it should cover the worker's threads.
 PLATFORM_POOL_MAXSIZE: int = env.int("PLATFORM_POOL_MAXSIZE", default=10)
 
+# Who balances the platform calls. "haproxy" (the default, post "Software load
+# balancers"): every call goes to PLATFORM_URL. "smart" (post "Smart clients"):
+# this process balances over the servers in PLATFORM_SERVERS_FILE itself, see
+# news_web/smart_client.py for what that costs.
+PLATFORM_BALANCING: str = env.str("PLATFORM_BALANCING", default="haproxy").strip().lower()
+if PLATFORM_BALANCING not in ("haproxy", "smart"):
+    raise ImproperlyConfigured(f"PLATFORM_BALANCING must be 'haproxy' or 'smart', not {PLATFORM_BALANCING!r}")
+# The launcher writes this from the topology; the smart client re-reads it when it changes.
+PLATFORM_SERVERS_FILE: Path = Path(
+    env.str("PLATFORM_SERVERS_FILE", default=str(REPO_ROOT / "var" / "etc" / "platform-servers.json"))
+)
+# Seconds a server that failed stays out of rotation before a health probe may bring it back.
+PLATFORM_SMART_COOLDOWN: float = env.float("PLATFORM_SMART_COOLDOWN", default=2.0)
+# Short, so a dead host costs little before the call moves to the next one (loopback here).
+PLATFORM_SMART_CONNECT_TIMEOUT: float = env.float("PLATFORM_SMART_CONNECT_TIMEOUT", default=0.5)
+
 # --- Django core ---------------------------------------------------------------
 DEBUG: bool = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
