@@ -249,39 +249,27 @@ def bootstrap_database(t: Topology) -> None:
 # --------------------------------------------------------------------------
 # Django management commands
 # --------------------------------------------------------------------------
-def manage(t: Topology, service: str, *args: str, quiet: bool = False) -> None:
-    """Run ``manage.py`` of the platform or the web tier with that tier's env."""
-    env = dict(os.environ)
-    if service == "platform":
-        env.update(t.platform_env())
-        cwd = REPO / "platform"
-    else:
-        env.update(t.web_env())
-        cwd = REPO / "webapp"
+def _run_manage(t: Topology, service: str, args: tuple[str, ...], capture: bool) -> subprocess.CompletedProcess:
+    """Run ``manage.py`` of the platform or the web tier, with that tier's environment."""
+    env = {**os.environ, **(t.platform_env() if service == "platform" else t.web_env())}
+    cwd = REPO / ("platform" if service == "platform" else "webapp")
     result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=cwd, env=env,
-        stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
-        text=True,
+        [sys.executable, "manage.py", *args], cwd=cwd, env=env, text=True,
+        stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None,
     )
     if result.returncode != 0:
-        raise StackError(f"manage.py {' '.join(args)} failed:\n{result.stdout or ''}")
+        raise StackError(f"manage.py {' '.join(args)} failed:\n{result.stdout or ''}{result.stderr or ''}")
+    return result
+
+
+def manage(t: Topology, service: str, *args: str, quiet: bool = False) -> None:
+    """Run a management command; its output goes to the terminal unless ``quiet``."""
+    _run_manage(t, service, args, capture=quiet)
 
 
 def manage_output(t: Topology, service: str, *args: str) -> str:
-    """Run ``manage.py`` like :func:`manage` and return what it printed."""
-    env = {**os.environ, **(t.platform_env() if service == "platform" else t.web_env())}
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO / service_dir(service), env=env,
-        capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        raise StackError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def service_dir(service: str) -> str:
-    """The folder holding a service's ``manage.py``."""
-    return "platform" if service == "platform" else "webapp"
+    """Run a management command and return what it printed."""
+    return _run_manage(t, service, args, capture=True).stdout
 
 
 # --------------------------------------------------------------------------
