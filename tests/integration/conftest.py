@@ -49,9 +49,20 @@ def _every_process_running(running_stack: Topology) -> Iterator[None]:
     for row in stack.status(running_stack):
         if row.state != "RUNNING":
             stack.start(running_stack, row.name)
-    for process in running_stack.web:
-        stack.wait_for(lambda: stack.http_ok(process.host, process.port, "/healthz"), 30, process.name)
+    # And HAProxy sees every web and platform server UP again (a server that a
+    # previous test restarted needs two passing health checks to rejoin).
+    stack.wait_for(lambda: _all_pool_servers_up(running_stack), 30, "HAProxy to see every server UP")
     yield
+
+
+def _all_pool_servers_up(t: Topology) -> bool:
+    wanted = {("web_pool", p.name) for p in t.web} | {("platform_pool", p.name) for p in t.platform}
+    up = set()
+    for line in stack.haproxy_command(t, "show stat").splitlines():
+        fields = line.split(",")
+        if len(fields) > 17 and (fields[0], fields[1]) in wanted and fields[17] == "UP":
+            up.add((fields[0], fields[1]))
+    return up == wanted
 
 
 @pytest.fixture(scope="session")
