@@ -50,7 +50,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.spec import Basic, BasicProperties
 
 from consumers.payloads import InvalidEvent, decode
-from platform_api import messaging
+from platform_api import messaging, primary
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +291,9 @@ class QueueConsumer:
     # ------------------------------------------------------------------
     def process(self, deliveries: Sequence[Delivery]) -> None:
         """Parse, apply and acknowledge one batch (the heart of the consumer)."""
+        # Each batch is a unit of work for the read fence: its reads see every
+        # write acknowledged before it started.
+        primary.new_unit_of_work()
         self.stats["batches"] += 1
         self.stats["messages"] += len(deliveries)
         parsed: list[tuple[Delivery, Any]] = []

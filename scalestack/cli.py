@@ -8,6 +8,8 @@
     scalestack drain NAME     take a web/platform server out of HAProxy's pool gracefully
     scalestack ready NAME     put it back
     scalestack scale web=3    resize a tier without dropping a request
+    scalestack balance smart  web tier → platform through the smart client (or: haproxy)
+    scalestack replica-delay 3  make the replica apply WAL 3 s late (0 undoes it)
     scalestack seed           load the demo data (no-op when data exists, unless --force)
     scalestack urls           where to point a browser
 
@@ -26,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scalestack import stack
-from scalestack.topology import Topology, load
+from scalestack.topology import PROFILE_PORT_OFFSET, Topology, load
 
 console = Console(highlight=False)
 
@@ -210,6 +212,20 @@ def cmd_scale(t: Topology, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_balance(t: Topology, args: argparse.Namespace) -> int:
+    """Switch the web tier's platform calls between HAProxy's pool and the smart client."""
+    stack.set_balancing(t, args.mode, _say)
+    _say(f"the web tier now reaches the platform through {'the smart client' if args.mode == 'smart' else 'HAProxy :9000'}")
+    return 0
+
+
+def cmd_replica_delay(t: Topology, args: argparse.Namespace) -> int:
+    """Make the replica lag on purpose (recovery_min_apply_delay), to watch the read fence work."""
+    stack.set_replica_delay(t, args.seconds)
+    _say(f"the replica now applies WAL {args.seconds:g} s late" if args.seconds else "the replica applies WAL at once")
+    return 0
+
+
 def cmd_seed(t: Topology, args: argparse.Namespace) -> int:
     """Load the demo data through the platform's seed command."""
     extra = [] if args.force else ["--if-empty"]
@@ -227,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="scalestack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=["dev", "test"], default=None,
+    parser.add_argument("--profile", choices=sorted(PROFILE_PORT_OFFSET), default=None,
                         help="which stack (default: $SCALESTACK_PROFILE or dev)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("run", cmd_run), ("up", cmd_up)):
@@ -243,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=func.__doc__)
         p.add_argument("name", help="a process name, as `scalestack status` shows it")
         p.set_defaults(func=func)
+    p = sub.add_parser("balance", help=cmd_balance.__doc__)
+    p.add_argument("mode", choices=["haproxy", "smart"])
+    p.set_defaults(func=cmd_balance)
+    p = sub.add_parser("replica-delay", help=cmd_replica_delay.__doc__)
+    p.add_argument("seconds", type=float, help="seconds of delay; 0 removes it")
+    p.set_defaults(func=cmd_replica_delay)
     p = sub.add_parser("seed", help=cmd_seed.__doc__)
     p.add_argument("--force", action="store_true", help="seed even if data exists")
     p.set_defaults(func=cmd_seed)

@@ -41,9 +41,10 @@ def workers_per_server() -> int:
     return int(os.environ.get("SCALESTACK_WORKERS", 2))
 
 
-def render_template(name: str, t: Topology) -> str:
+def render_template(name: str, t: Topology, **extra: object) -> str:
     """Render one template (a path relative to the repository) for ``t``."""
     return _env.get_template(name).render(
+        **extra,
         t=t,
         repo=REPO,
         venv=Path(sys.prefix),
@@ -82,14 +83,17 @@ def render_all(t: Topology) -> dict[str, Path]:
         "haproxy": ("haproxy/haproxy.cfg.j2", t.etc / "haproxy.cfg"),
         "supervisord": ("supervisor/supervisord.conf.j2", t.supervisor_conf),
         "static": ("nginx/static.conf.j2", t.etc / "static.conf"),
-        "postgresql": ("postgres/postgresql.conf.j2", t.etc / "postgresql.conf"),
+        "postgresql": ("postgres/postgresql.conf.j2", t.pg_conf_of(t.postgres)),
+        "postgresql_replica": ("postgres/postgresql.conf.j2", t.pg_conf_of(t.postgres_replica)),
         "pg_hba": ("postgres/pg_hba.conf.j2", t.etc / "pg_hba.conf"),
         "rabbitmq": ("rabbitmq/rabbitmq.conf.j2", t.etc / "rabbitmq.conf"),
         "rabbitmq_plugins": ("rabbitmq/enabled_plugins.j2", t.etc / "enabled_plugins"),
     }
     written: dict[str, Path] = {}
     for key, (template, target) in outputs.items():
-        text = render_template(template, t)
+        # The one PostgreSQL template serves both servers.
+        server = t.postgres_replica if key == "postgresql_replica" else t.postgres
+        text = render_template(template, t, server=server)
         # Write to a temporary file and rename, so a process reading the config
         # (an HAProxy reload, say) never sees half of it.
         tmp = target.with_suffix(target.suffix + ".tmp")

@@ -187,7 +187,7 @@ def init_postgres(t: Topology, say: Say) -> None:
     t.pg_socket_dir.mkdir(parents=True, exist_ok=True)
     _chown_postgres(t.pg_socket_dir)
     if (t.pgdata / "PG_VERSION").exists():
-        _configure_postgres(t)
+        _configure_postgres(t, t.postgres)
         return
     say("creating the PostgreSQL cluster (initdb)")
     t.pgdata.mkdir(parents=True, exist_ok=True)
@@ -201,26 +201,75 @@ def init_postgres(t: Topology, say: Say) -> None:
     )
     if result.returncode != 0:
         raise StackError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
-    _configure_postgres(t)
+    _configure_postgres(t, t.postgres)
 
 
-def _configure_postgres(t: Topology) -> None:
-    """Point the cluster's own postgresql.conf at the rendered settings."""
-    conf = t.pgdata / "postgresql.conf"
-    include = f"include = '{t.etc / 'postgresql.conf'}'\nhba_file = '{t.etc / 'pg_hba.conf'}'\n"
+def _configure_postgres(t: Topology, server: Process) -> None:
+    """Point a cluster's own postgresql.conf at its rendered settings.
+
+    Everything after the marker is ours and is rewritten: a replica's data
+    directory starts as a copy of the primary's, include line and all.
+    """
+    conf = t.pgdata_of(server) / "postgresql.conf"
+    include = f"include = '{t.pg_conf_of(server)}'\nhba_file = '{t.etc / 'pg_hba.conf'}'\n"
     marker = "# scalestack settings\n"
     text = _as_pg_superuser(t, ["cat", str(conf)], capture_output=True, text=True, check=True).stdout
-    if marker not in text:
-        _as_pg_superuser(
-            t, ["sh", "-c", f'printf "%s" "$0" >> {conf}', "\n" + marker + include], check=True
-        )
+    wanted = text.split(marker, 1)[0].rstrip("\n") + "\n\n" + marker + include
+    if text != wanted:
+        _as_pg_superuser(t, ["sh", "-c", f'printf "%s" "$0" > {conf}', wanted], check=True)
 
 
-def psql(t: Topology, script: str, database: str = "postgres", variables: dict[str, str] | None = None) -> str:
+def init_replica(t: Topology, say: Say) -> None:
+    """Make the streaming replica on first run: a base backup of the running primary.
+
+    ``pg_basebackup -R`` writes ``standby.signal`` and the connection settings,
+    and ``-C -S`` creates the replication slot through which the primary keeps
+    the WAL the replica has not received yet.
+    """
+    data = t.replica_pgdata
+    if (data / "PG_VERSION").exists():
+        _configure_postgres(t, t.postgres_replica)
+        return
+    say("creating the streaming replica (pg_basebackup from the primary)")
+    shutil.rmtree(data, ignore_errors=True)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    # A slot left by a replica whose data directory was deleted would make -C fail.
+    psql(t, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = :'slot' AND NOT active", variables={"slot": t.replication_slot})
+    env = {**os.environ, "PGPASSWORD": t.secrets()["REPLICATION_PASSWORD"]}
+    if t.run_as_root:
+        _chown_postgres(data.parent)
+    result = _as_pg_superuser(
+        t,
+        [str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(t.postgres.port), "-U", "replicator",
+         "-D", str(data), "-X", "stream", "-R", "-C", "-S", t.replication_slot, "--checkpoint=fast"],
+        capture_output=True, text=True, env=env,
+    )
+    if result.returncode != 0:
+        raise StackError(f"pg_basebackup failed:\n{result.stdout}\n{result.stderr}")
+    _configure_postgres(t, t.postgres_replica)
+
+
+def set_replica_delay(t: Topology, seconds: float) -> None:
+    """Make the replica apply WAL ``seconds`` late (``recovery_min_apply_delay``); 0 undoes it.
+
+    For fault tests and demonstrations of replica lag; takes effect on reload.
+    """
+    path = t.etc / "postgresql-replica-delay.conf"
+    if seconds > 0:
+        path.write_text(f"recovery_min_apply_delay = '{int(seconds * 1000)}ms'\n")
+        path.chmod(0o644)
+    else:
+        path.unlink(missing_ok=True)
+    psql(t, "SELECT pg_reload_conf()", server=t.postgres_replica)
+
+
+def psql(t: Topology, script: str, database: str = "postgres", variables: dict[str, str] | None = None,
+         server: Process | None = None) -> str:
     """Run a SQL script as the superuser over the Unix socket; return its output."""
     argv = [
         "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(t.pg_socket_dir),
-        "-p", str(t.postgres.port), "-U", t.pg_superuser, "-d", database, "-At",
+        "-p", str((server or t.postgres).port), "-U", t.pg_superuser, "-d", database, "-At",
     ]
     for key, value in (variables or {}).items():
         argv += ["-v", f"{key}={value}"]
@@ -234,8 +283,13 @@ BOOTSTRAP_SQL = """
 SELECT format('CREATE ROLE scalestack LOGIN PASSWORD %L', :'password')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'scalestack') \\gexec
 SELECT format('ALTER ROLE scalestack PASSWORD %L', :'password') \\gexec
-SELECT 'CREATE ROLE haproxy_check LOGIN'
- WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'haproxy_check') \\gexec
+SELECT 'CREATE ROLE replicator REPLICATION LOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'replicator') \\gexec
+SELECT format('ALTER ROLE replicator PASSWORD %L', :'replication_password') \\gexec
+SELECT 'CREATE ROLE scalestack_health LOGIN IN ROLE pg_monitor'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'scalestack_health') \\gexec
+SELECT format('ALTER ROLE scalestack_health PASSWORD %L', :'health_password') \\gexec
+DROP ROLE IF EXISTS haproxy_check;
 SELECT 'CREATE DATABASE scalestack OWNER scalestack'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'scalestack') \\gexec
 """
@@ -243,7 +297,12 @@ SELECT 'CREATE DATABASE scalestack OWNER scalestack'
 
 def bootstrap_database(t: Topology) -> None:
     """Create the application role and database (idempotent; syncs the password)."""
-    psql(t, BOOTSTRAP_SQL, variables={"password": t.secrets()["DATABASE_PASSWORD"]})
+    s = t.secrets()
+    psql(t, BOOTSTRAP_SQL, variables={
+        "password": s["DATABASE_PASSWORD"],
+        "replication_password": s["REPLICATION_PASSWORD"],
+        "health_password": s["HEALTH_PASSWORD"],
+    })
 
 
 # --------------------------------------------------------------------------
@@ -312,14 +371,19 @@ def rabbitmq_api(t: Topology, path: str) -> object | None:
 def up(t: Topology, say: Say = print, seed: bool = True) -> None:
     """Start every process in dependency order and wait until the site answers."""
     say(f"rendering configs into {t.etc}")
+    # A fresh start: no server is draining, whatever a stopped stack left behind.
+    shutil.rmtree(t.run / "drain", ignore_errors=True)
     init_rabbitmq(t)
     render_all(t)
     init_postgres(t, say)
     start_supervisord(t)
 
-    say("starting PostgreSQL, memcached and RabbitMQ")
+    say("starting PostgreSQL (primary and streaming replica), memcached and RabbitMQ")
     _start_all(t, [t.postgres], lambda p: tcp_open(p.host, p.port), 60)
     bootstrap_database(t)
+    init_replica(t, say)
+    _start_all(t, [t.postgres_replica], lambda p: tcp_open(p.host, p.port), 60)
+    _start_all(t, t.pgchecks, lambda p: http_ok(p.host, p.port, "/status"), 30)
     _start_all(t, [*t.memcached, t.rabbitmq], lambda p: tcp_open(p.host, p.port), 90)
     wait_for(lambda: rabbitmq_api(t, "overview") is not None, 60, "RabbitMQ's management API")
 
@@ -382,10 +446,11 @@ def offline_status(t: Topology) -> OfflineStatus:
 
 
 def _db_pool_up(t: Topology) -> bool:
-    """Whether HAProxy reports the write pool's server UP (its runtime API)."""
-    stats = haproxy_command(t, "show stat")
-    return any(
-        line.startswith("db_write_pool,postgres,") and ",UP," in line for line in stats.splitlines()
+    """Whether HAProxy reports the primary UP in both database pools (its runtime API)."""
+    stats = haproxy_command(t, "show stat").splitlines()
+    return all(
+        any(line.startswith(f"{pool},{t.postgres.name},") and ",UP," in line for line in stats)
+        for pool in ("db_write_pool", "db_read_pool")
     )
 
 
@@ -433,10 +498,15 @@ def server_sessions(t: Topology, pool: str, name: str) -> int | None:
 def drain(t: Topology, name: str, timeout: float = 30) -> None:
     """Take a server out of its pool gracefully and wait for its requests to finish.
 
-    ``state drain``: HAProxy sends it no new requests (health checks go on),
-    and the ones in flight complete normally.
+    ``state drain``: HAProxy sends it no new requests, and the ones in flight
+    complete normally. The drain file makes the server's own ``/healthz``
+    answer 503 as well, so the server says it is going away to anything else
+    that checks it (the smart client, a second load balancer).
     """
     pool = _pool_of(t, name)
+    flag = t.drain_file(t.get(name))
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.touch()
     answer = haproxy_command(t, f"set server {pool}/{name} state drain").strip()
     if answer:
         raise StackError(f"HAProxy refused to drain {name}: {answer}")
@@ -446,6 +516,7 @@ def drain(t: Topology, name: str, timeout: float = 30) -> None:
 def ready(t: Topology, name: str) -> None:
     """Put a drained server back into its pool."""
     pool = _pool_of(t, name)
+    t.drain_file(t.get(name)).unlink(missing_ok=True)
     answer = haproxy_command(t, f"set server {pool}/{name} state ready").strip()
     if answer:
         raise StackError(f"HAProxy refused to ready {name}: {answer}")
@@ -471,9 +542,8 @@ def scale(t: Topology, web: int | None, platform: int | None, say: Say = print) 
     HAProxy without them, then stop them. Either way no request is dropped.
     """
     import dataclasses
-    import json
 
-    from scalestack.topology import MAX_SERVERS_PER_TIER, SCALE_FILE
+    from scalestack.topology import MAX_SERVERS_PER_TIER
 
     new = dataclasses.replace(
         t,
@@ -505,6 +575,51 @@ def scale(t: Topology, web: int | None, platform: int | None, say: Say = print) 
     for process in removed:
         stop(new, process.name)
         proxy.supervisor.removeProcessGroup(process.name)
+        t.drain_file(process).unlink(missing_ok=True)
         say(f"stopped {process.name}")
-    (new.var / SCALE_FILE).write_text(json.dumps({"web": new.web_servers, "platform": new.platform_servers}))
+    save_layout(new)
     return new
+
+
+def save_layout(t: Topology) -> None:
+    """Record the tier sizes and the balancing mode, so every later command sees them."""
+    import json
+
+    from scalestack.topology import SCALE_FILE
+
+    layout = {"web": t.web_servers, "platform": t.platform_servers, "balancing": t.platform_balancing}
+    (t.var / SCALE_FILE).write_text(json.dumps(layout))
+
+
+def set_balancing(t: Topology, mode: str, say: Say = print) -> Topology:
+    """Switch the web tier between HAProxy's platform pool and the smart client, hitlessly.
+
+    A rolling restart: each web server in turn is drained, restarted with the
+    new setting, and put back once healthy, so the other one keeps serving.
+    """
+    import dataclasses
+
+    if mode not in ("haproxy", "smart"):
+        raise StackError(f"balancing must be 'haproxy' or 'smart', not {mode!r}")
+    new = dataclasses.replace(t, platform_balancing=mode)
+    render_all(new)
+    proxy = rpc(new)
+    proxy.supervisor.reloadConfig()
+    for process in new.web:
+        say(f"restarting {process.name} with PLATFORM_BALANCING={mode}")
+        drain(new, process.name)
+        stop(new, process.name)
+        # A program's environment is read when its group is added, so re-add it.
+        proxy.supervisor.removeProcessGroup(process.name)
+        proxy.supervisor.addProcessGroup(process.name)
+        start(new, process.name)
+        ready(new, process.name)
+        wait_for(lambda: http_ok(process.host, process.port, "/healthz"), 60, process.name)
+        wait_for(lambda: _server_up(new, "web_pool", process.name), 30, f"HAProxy to see {process.name} UP")
+    save_layout(new)
+    return new
+
+
+def _server_up(t: Topology, pool: str, name: str) -> bool:
+    return any(line.startswith(f"{pool},{name},") and ",UP" in line
+               for line in haproxy_command(t, "show stat").splitlines())

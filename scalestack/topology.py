@@ -31,13 +31,31 @@ DB_WRITE_POOL_PORT = 9002
 WEB_BASE_PORT = 8100
 PLATFORM_BASE_PORT = 8200
 POSTGRES_PORT = 5433  # not 5432, so a system PostgreSQL can stay
+POSTGRES_REPLICA_PORT = 5434
+# Each PostgreSQL server has a small HTTP health endpoint beside it
+# (scalestack/pgcheck.py) that tells HAProxy whether it is the primary or a
+# replica and how far behind it is, like Patroni's REST API on its port 8008.
+PGCHECK_BASE_PORT = 8007
 MEMCACHED_BASE_PORT = 11310  # not 11211, for the same reason
 RABBITMQ_PORT = 5673  # not 5672
 RABBITMQ_MANAGEMENT_PORT = 15673
 # Erlang distribution port, fixed so that two nodes (dev and test) never clash.
 RABBITMQ_DIST_PORT = 5674
 
-PROFILE_PORT_OFFSET = {"dev": 0, "test": 20000}
+# ``test`` is the integration suite's stack, ``faults`` the fault suite's: each
+# has its own ports and data directory, so either can run beside the others.
+# (faults: +1000 keeps every port clear of dev's and test's, and below the
+# kernel's ephemeral range, where an outgoing connection could take one.)
+PROFILE_PORT_OFFSET = {"dev": 0, "test": 20000, "faults": 1000}
+# Profiles whose periodic tasks run every few seconds, so tests need not wait.
+FAST_PROFILES = frozenset({"test", "faults"})
+# The address the fault suite's and the benchmarks' load generators send from.
+# The whole of 127.0.0.0/8 is loopback, so a generator can bind a source address
+# of its own, and the front door's per-client rate limit can tell it apart from
+# a person browsing from 127.0.0.1 (it exempts LOAD_GENERATOR_NETWORK, the way a
+# production site exempts its own synthetic load and monitoring).
+LOAD_GENERATOR_NETWORK = "127.0.0.128/25"
+LOAD_GENERATOR_SOURCE = "127.0.0.130"
 SCALE_FILE = "scale.json"
 # Room in the port plan: web servers use 8101-8199, platform servers 8201-8299.
 MAX_SERVERS_PER_TIER = 20
@@ -81,6 +99,18 @@ class Topology:
     # "smart" (the web servers' own smart client, webapp/news_web/smart_client.py).
     platform_balancing: str = "haproxy"
     fault_injection: bool = False
+    # A replica that lags more than this many seconds leaves the read pool
+    # until it catches up (scalestack/pgcheck.py answers HAProxy's check).
+    replica_max_lag: float = 10.0
+    # The front door's per-client limit: requests per source address over
+    # ``rate_limit_period`` seconds before it answers 429.
+    rate_limit_requests: int = 300
+    rate_limit_period: int = 10
+    # Source networks the rate limit leaves alone (the load generators).
+    rate_limit_exempt: tuple[str, ...] = (LOAD_GENERATOR_NETWORK,)
+    # How long HAProxy waits on a server that accepted a request but does not
+    # answer before retrying it elsewhere (``timeout server``).
+    hung_server_timeout: int = 4
     run_as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     # --- ports ------------------------------------------------------------
@@ -149,6 +179,31 @@ class Topology:
         return Process("postgres", "postgres", self.port(POSTGRES_PORT), pool="db")
 
     @property
+    def postgres_replica(self) -> Process:
+        """The streaming replica (pg_basebackup + a replication slot), read pool only."""
+        return Process("postgres-replica", "postgres", self.port(POSTGRES_REPLICA_PORT), pool="db")
+
+    @property
+    def databases(self) -> list[Process]:
+        """Every PostgreSQL server: the primary first, then the replica."""
+        return [self.postgres, self.postgres_replica]
+
+    def pgcheck_for(self, server: Process) -> Process:
+        """The health endpoint that reports ``server``'s role and replication lag."""
+        index = self.databases.index(server)
+        return Process(f"pgcheck-{server.name}", "pgcheck", self.port(PGCHECK_BASE_PORT + 1 + index))
+
+    @property
+    def pgchecks(self) -> list[Process]:
+        """One health endpoint per PostgreSQL server."""
+        return [self.pgcheck_for(server) for server in self.databases]
+
+    @property
+    def replication_slot(self) -> str:
+        """The primary keeps WAL for the replica in this physical slot."""
+        return "scalestack_replica"
+
+    @property
     def haproxy(self) -> Process:
         """HAProxy: front door, platform pool, database read and write pools."""
         return Process("haproxy", "haproxy", self.front_port, host=self.front_bind)
@@ -204,6 +259,8 @@ class Topology:
         """Every process, in start order (dependencies first)."""
         return [
             self.postgres,
+            self.postgres_replica,
+            *self.pgchecks,
             *self.memcached,
             self.rabbitmq,
             self.haproxy,
@@ -270,6 +327,23 @@ class Topology:
         return self.var / "pg" / "primary"
 
     @property
+    def replica_pgdata(self) -> Path:
+        """The replica's data directory (a base backup of the primary)."""
+        return self.var / "pg" / "replica"
+
+    def pgdata_of(self, server: Process) -> Path:
+        """The data directory of one PostgreSQL server."""
+        return self.pgdata if server == self.postgres else self.replica_pgdata
+
+    def pg_conf_of(self, server: Process) -> Path:
+        """The rendered settings file a PostgreSQL server includes."""
+        return self.etc / ("postgresql.conf" if server == self.postgres else "postgresql-replica.conf")
+
+    def drain_file(self, process: Process) -> Path:
+        """While this file exists the server's /healthz answers 503 (``scalestack drain``)."""
+        return self.run / "drain" / process.name
+
+    @property
     def pg_socket_dir(self) -> Path:
         """Where PostgreSQL's Unix socket lives (peer auth for the superuser)."""
         return self.var / "run" / "pg"
@@ -320,16 +394,19 @@ class Topology:
                 "PLATFORM_TOKEN": secrets.token_urlsafe(32),
                 "DATABASE_PASSWORD": secrets.token_urlsafe(24),
                 "RABBITMQ_PASSWORD": secrets.token_urlsafe(24),
+                "REPLICATION_PASSWORD": secrets.token_urlsafe(24),
+                "HEALTH_PASSWORD": secrets.token_urlsafe(24),
             }
             path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
             path.chmod(0o600)
         pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
         values = {k: v for k, v in pairs}
-        if "RABBITMQ_PASSWORD" not in values:
-            # A data directory made before RabbitMQ joined the stack.
-            values["RABBITMQ_PASSWORD"] = secrets.token_urlsafe(24)
-            with path.open("a") as handle:
-                handle.write(f"RABBITMQ_PASSWORD={values['RABBITMQ_PASSWORD']}\n")
+        # A data directory made before a service joined the stack lacks its secret.
+        for key in ("RABBITMQ_PASSWORD", "REPLICATION_PASSWORD", "HEALTH_PASSWORD"):
+            if key not in values:
+                values[key] = secrets.token_urlsafe(24)
+                with path.open("a") as handle:
+                    handle.write(f"{key}={values[key]}\n")
         return values
 
     @property
@@ -356,12 +433,19 @@ class Topology:
             "DJANGO_SECRET_KEY": s["DJANGO_SECRET_KEY"],
             "PLATFORM_TOKEN": s["PLATFORM_TOKEN"],
             "SCALESTACK_SERVER_NAME": process.name if process else "platform-admin",
+            "SCALESTACK_DRAIN_FILE": str(self.drain_file(process)) if process else "",
             "DATABASE_WRITE_URL": self.database_url(self.db_write_port),
             "DATABASE_READ_URL": self.database_url(self.db_read_port),
             "MEMCACHED_SERVERS": ",".join(m.address for m in self.memcached),
             "DATA_CACHE_ENABLED": "true" if self.data_cache else "false",
             "CACHE_KEY_PREFIX": f"ss-{self.profile}",
             "SCALESTACK_FAULT_INJECTION": "true" if self.fault_injection else "false",
+            # A write waits at most this long for a primary connection before
+            # it gets a 503; the read fence usually fails it sooner.
+            "DATABASE_POOL_TIMEOUT": "2",
+            # Recycle pooled connections so the read pool rebalances after a
+            # server returns (the test profiles quickly, to keep tests short).
+            "DATABASE_POOL_MAX_LIFETIME": "60" if self.profile == "dev" else "10",
             "RABBITMQ_URL": self.rabbitmq_url,
             "RABBITMQ_MANAGEMENT_URL": self.rabbitmq_management_url,
             **self.schedule_env(),
@@ -369,10 +453,21 @@ class Topology:
 
     def schedule_env(self) -> dict[str, str]:
         """Periodic-task intervals: the test stack runs them every few seconds."""
-        if self.profile != "test":
+        if self.profile not in FAST_PROFILES:
             return {"SCALESTACK_EXPORT_CHUNK_DELAY": "0.3"}
         return {"SCALESTACK_TRENDING_SECONDS": "5", "SCALESTACK_RELAY_SECONDS": "1",
                 "SCALESTACK_BEAT_POLL_SECONDS": "1", "SCALESTACK_FANOUT_CHUNK": "50"}
+
+    def pgcheck_env(self, check: Process) -> dict[str, str]:
+        """Environment of a PostgreSQL health endpoint: whom it checks, and the lag bound."""
+        server = self.databases[self.pgchecks.index(check)]
+        return {
+            "PGCHECK_DSN": (f"host=127.0.0.1 port={server.port} dbname=postgres user=scalestack_health "
+                            f"password={self.secrets()['HEALTH_PASSWORD']} connect_timeout=2"),
+            "PGCHECK_LISTEN": check.address,
+            "PGCHECK_SERVER": server.name,
+            "PGCHECK_MAX_LAG": str(self.replica_max_lag),
+        }
 
     def web_env(self, process: Process | None = None) -> dict[str, str]:
         """Environment of a web server: no database credentials at all."""
@@ -385,6 +480,7 @@ class Topology:
             "PLATFORM_BALANCING": self.platform_balancing,
             "PLATFORM_SERVERS_FILE": str(self.platform_servers_file),
             "SCALESTACK_SERVER_NAME": process.name if process else "web-admin",
+            "SCALESTACK_DRAIN_FILE": str(self.drain_file(process)) if process else "",
             "STATIC_URL": self.static_url,
             "STATIC_ROOT": str(self.static_root),
         }
@@ -414,15 +510,22 @@ def load(profile: str | None = None) -> Topology:
     # `scalestack scale` records the tier sizes it set, so every later command
     # (status, stop, a restart of the stack) sees the same topology.
     scale_file = var / SCALE_FILE
-    scaled: dict[str, int] = json.loads(scale_file.read_text()) if scale_file.exists() else {}
+    scaled: dict[str, object] = json.loads(scale_file.read_text()) if scale_file.exists() else {}
     return Topology(
         profile=profile,
         var=var,
         offset=int(os.environ.get("SCALESTACK_PORT_OFFSET", PROFILE_PORT_OFFSET[profile])),
-        web_servers=int(os.environ.get("SCALESTACK_WEB_SERVERS", scaled.get("web", 2))),
-        platform_servers=int(os.environ.get("SCALESTACK_PLATFORM_SERVERS", scaled.get("platform", 2))),
+        web_servers=int(os.environ.get("SCALESTACK_WEB_SERVERS", scaled.get("web", 2))),  # type: ignore[arg-type]
+        platform_servers=int(os.environ.get("SCALESTACK_PLATFORM_SERVERS", scaled.get("platform", 2))),  # type: ignore[arg-type]
         front_bind=os.environ.get("SCALESTACK_BIND", "127.0.0.1"),
         data_cache=_env_bool("SCALESTACK_DATA_CACHE", True),
-        platform_balancing=os.environ.get("SCALESTACK_PLATFORM_BALANCING", "haproxy"),
-        fault_injection=profile == "test",
+        platform_balancing=str(os.environ.get("SCALESTACK_PLATFORM_BALANCING", scaled.get("balancing", "haproxy"))),
+        fault_injection=profile in FAST_PROFILES,
+        # The test profiles bound lag tighter, so a test can push a replica out quickly.
+        replica_max_lag=float(os.environ.get("SCALESTACK_REPLICA_MAX_LAG", 10 if profile == "dev" else 5)),
+        # The test profiles also exempt 127.0.0.1, where every integration test
+        # sends from; the rate-limit test sends from other loopback addresses,
+        # against a lower limit so it trips quickly.
+        rate_limit_exempt=(LOAD_GENERATOR_NETWORK,) if profile == "dev" else (LOAD_GENERATOR_NETWORK, "127.0.0.1"),
+        rate_limit_requests=300 if profile == "dev" else 100,
     )

@@ -24,7 +24,7 @@ from typing import Any
 # worker, connections closed between tasks) only engages when this is set.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_api.settings")
 
-from celery import Celery  # noqa: E402
+from celery import Celery, signals  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from platform_api.tasks import TASK_MODULES  # noqa: E402
@@ -136,3 +136,11 @@ class QuietTasksFilter(logging.Filter):
 
 for _logger in ("celery.worker.strategy", "celery.app.trace"):
     logging.getLogger(_logger).addFilter(QuietTasksFilter())
+
+
+@signals.task_prerun.connect
+def _new_unit_of_work(**_: Any) -> None:
+    """Each task decides afresh whether the replica has caught up (the read fence)."""
+    from platform_api import primary
+
+    primary.new_unit_of_work()

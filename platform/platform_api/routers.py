@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
+from platform_api import primary
+
 
 # Apps whose reads must see their own writes at once, so they never read the
 # replica: Celery's result backend (django-celery-results) decides whether a
@@ -20,8 +24,15 @@ class ReadWriteRouter:
     """
 
     def db_for_read(self, model: type, **hints: Any) -> str:
-        """Plain reads go to the read pool (localhost:9001 in the post)."""
+        """Plain reads go to the read pool (localhost:9001 in the post), behind the read fence.
+
+        The fence (:mod:`platform_api.primary`) sends this unit of work's reads
+        to the primary instead while the replica has not yet replayed every
+        acknowledged write, so replica lag never shows.
+        """
         if model._meta.app_label in PRIMARY_ONLY_APPS:
+            return "default"
+        if settings.READ_FENCE_ENABLED and not primary.replica_is_fresh():
             return "default"
         return "replica"
 

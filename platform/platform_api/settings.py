@@ -53,10 +53,18 @@ def _database(url_var: str, default: str) -> dict:
             "min_size": env.int("DATABASE_POOL_MIN", default=1),
             "max_size": env.int("DATABASE_POOL_MAX", default=4),
             "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+            # HAProxy balances connections, not queries: a pooled connection
+            # stays on the server it was opened to. Recycling connections lets
+            # the read pool spread them again after a replica returns.
+            "max_lifetime": env.float("DATABASE_POOL_MAX_LIFETIME", default=60.0),
         },
         "connect_timeout": 3,
     }
     config["CONN_MAX_AGE"] = 0
+    # Check a pooled connection before handing it out: HAProxy cuts the
+    # connections of a server it marks down (on-marked-down shutdown-sessions),
+    # and a request must get a fresh connection, not that dead one.
+    config["CONN_HEALTH_CHECKS"] = True
     return config
 
 
@@ -68,6 +76,13 @@ DATABASES = {
 }
 DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["platform_api.routers.ReadWriteRouter"]
+# The read fence (platform_api/primary.py): read from the replica only once it
+# has replayed every write acknowledged so far. Off only to demonstrate what
+# replica lag looks like without it.
+READ_FENCE_ENABLED: bool = env.bool("READ_FENCE_ENABLED", default=True)
+# After the primary fails to answer, skip it for this long (reads use the
+# replica, writes get a 503 at once) instead of waiting on it in every request.
+PRIMARY_RETRY_SECONDS: float = env.float("PRIMARY_RETRY_SECONDS", default=1.0)
 
 # The data cache: pymemcache's HashClient over every memcached node (the post's
 # smart client). DATA_CACHE_ENABLED=false turns it off so the two can be compared.

@@ -49,14 +49,15 @@ def _every_process_running(running_stack: Topology) -> Iterator[None]:
     for row in stack.status(running_stack):
         if row.state != "RUNNING":
             stack.start(running_stack, row.name)
-    # And HAProxy sees every web and platform server UP again (a server that a
+    # And HAProxy sees every web, platform and database server UP again (a server that a
     # previous test restarted needs two passing health checks to rejoin).
     stack.wait_for(lambda: _all_pool_servers_up(running_stack), 30, "HAProxy to see every server UP")
     yield
 
 
 def _all_pool_servers_up(t: Topology) -> bool:
-    wanted = {("web_pool", p.name) for p in t.web} | {("platform_pool", p.name) for p in t.platform}
+    wanted = ({("web_pool", p.name) for p in t.web} | {("platform_pool", p.name) for p in t.platform}
+              | {("db_read_pool", db.name) for db in t.databases} | {("db_write_pool", t.postgres.name)})
     up = set()
     for line in stack.haproxy_command(t, "show stat").splitlines():
         fields = line.split(",")

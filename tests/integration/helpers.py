@@ -104,3 +104,27 @@ def follow_via_api(api: requests.Session, api_url: str, followee_id: int, follow
     with ThreadPoolExecutor(max_workers=4) as pool:
         codes = list(pool.map(follow, follower_ids))
     assert set(codes) == {200}, set(codes)
+
+
+class SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    """Send from a chosen loopback address: all of 127.0.0.0/8 is this machine.
+
+    Lets one test play several clients, each with its own source address, the
+    way HAProxy's per-client rate limit tells clients apart.
+    """
+
+    def __init__(self, source: str, **kwargs) -> None:
+        self.source = source
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        """Bind every pooled connection to ``source``."""
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def client_from(source: str) -> requests.Session:
+    """A session whose connections come from ``source`` (e.g. ``127.0.0.20``)."""
+    session = requests.Session()
+    session.mount("http://", SourceAddressAdapter(source))
+    return session

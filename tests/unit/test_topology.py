@@ -134,3 +134,52 @@ def test_a_scaled_tier_size_is_remembered_and_env_still_wins(tmp_path: Path, mon
     assert len(topo.platform) == 3
     monkeypatch.setenv("SCALESTACK_WEB_SERVERS", "1")
     assert len(load("dev").web) == 1
+
+
+def test_the_balancing_mode_is_remembered_with_the_tier_sizes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scalestack.stack import save_layout
+
+    monkeypatch.setenv("SCALESTACK_VAR", str(tmp_path / "var"))
+    monkeypatch.delenv("SCALESTACK_PLATFORM_BALANCING", raising=False)
+    (tmp_path / "var").mkdir()
+    import dataclasses
+
+    save_layout(dataclasses.replace(load("dev"), platform_balancing="smart", web_servers=3))
+    again = load("dev")
+    assert again.platform_balancing == "smart" and len(again.web) == 3
+    # A later `scalestack scale` keeps the mode instead of silently reverting it.
+    assert again.web_env(again.web[0])["PLATFORM_BALANCING"] == "smart"
+
+
+def test_three_profiles_share_no_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCALESTACK_VAR", raising=False)
+    ports = {name: set(_ports(load(name))) for name in ("dev", "test", "faults")}
+    assert not ports["dev"] & ports["test"] and not ports["dev"] & ports["faults"] and not ports["test"] & ports["faults"]
+    assert load("faults").var != load("test").var
+
+
+def test_the_read_pool_holds_both_servers_and_the_write_pool_checks_for_a_primary(topo: Topology) -> None:
+    rendered = render_all(topo)["haproxy"].read_text()
+    read_pool = rendered.split("listen db_read_pool", 1)[1].split("listen db_write_pool", 1)[0]
+    write_pool = rendered.split("listen db_write_pool", 1)[1]
+    assert "uri /read" in read_pool and "uri /primary" in write_pool
+    for db in topo.databases:
+        line = f"server {db.name} {db.address} check port {topo.pgcheck_for(db).port}"
+        assert line in read_pool and line in write_pool
+    replica_conf = render_all(topo)["postgresql_replica"].read_text()
+    assert f"port = {topo.postgres_replica.port}" in replica_conf
+    assert "postgresql-replica-delay.conf" in replica_conf
+    assert "delay" not in render_all(topo)["postgresql"].read_text()
+
+
+def test_the_front_door_rate_limits_per_client_and_exempts_the_load_generators(topo: Topology) -> None:
+    from scalestack.topology import LOAD_GENERATOR_NETWORK, LOAD_GENERATOR_SOURCE
+
+    rendered = render_all(topo)["haproxy"].read_text()
+    assert f"acl rate_limit_exempt src {LOAD_GENERATOR_NETWORK}\n" in rendered
+    assert f"gt {topo.rate_limit_requests} }}" in rendered
+    import ipaddress
+
+    assert ipaddress.ip_address(LOAD_GENERATOR_SOURCE) in ipaddress.ip_network(LOAD_GENERATOR_NETWORK)
+    # In dev, a person at 127.0.0.1 is limited like any client.
+    assert "127.0.0.1" not in rendered.split("acl rate_limit_exempt", 1)[1].split("\n", 1)[0].split()
