@@ -111,6 +111,9 @@ class Topology:
     # How long HAProxy waits on a server that accepted a request but does not
     # answer before retrying it elsewhere (``timeout server``).
     hung_server_timeout: int = 4
+    # A web or platform server that comes back gets its full share of traffic
+    # gradually over this many seconds (HAProxy's slowstart).
+    slowstart_seconds: int = 5
     run_as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     # --- ports ------------------------------------------------------------
@@ -442,7 +445,7 @@ class Topology:
             "SCALESTACK_FAULT_INJECTION": "true" if self.fault_injection else "false",
             # A write waits at most this long for a primary connection before
             # it gets a 503; the read fence usually fails it sooner.
-            "DATABASE_POOL_TIMEOUT": "2",
+            "DATABASE_POOL_TIMEOUT": "1",
             # Recycle pooled connections so the read pool rebalances after a
             # server returns (the test profiles quickly, to keep tests short).
             "DATABASE_POOL_MAX_LIFETIME": "60" if self.profile == "dev" else "10",

@@ -12,6 +12,11 @@ The views are thin: they check input (django-ninja and :mod:`.schemas`), call
 :mod:`.repository`, and shape the answer. Every error is JSON
 ``{"detail": ...}`` with a 4xx status (503 when the database is down), never a
 500.
+
+Every write endpoint is :func:`.idempotency.idempotent` (post, "Redundancy and
+failover"): it honours an ``Idempotency-Key`` header, so a retried write is
+never applied twice, and it answers a read-only 503 when the primary is down
+(:mod:`.read_only`).
 """
 from __future__ import annotations
 
@@ -20,13 +25,15 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connections
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.security import HttpBearer
-from pymemcache.client.base import Client as MemcacheClient
+from psycopg_pool import PoolTimeout
 
-from platform_api import cache, repository, rules
+from platform_api import health, read_only, repository, rules
+from platform_api.idempotency import IdempotencyError, idempotent
+from platform_api.primary import PrimaryUnavailable
 from platform_api.schemas import (
     ErrorOut,
     FollowingOut,
@@ -76,6 +83,8 @@ api = NinjaAPI(
 # django-ninja makes simple types query parameters by default, and its
 # ``Query[...]`` wrapper around an ``Annotated`` type loses the default.
 ERRORS: dict[int, Any] = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 503: ErrorOut}
+# Writes may also answer 409: a conflict, or their Idempotency-Key still in use.
+WRITE_ERRORS: dict[int, Any] = {**ERRORS, 409: ErrorOut}
 
 
 # --------------------------------------------------------------------------
@@ -120,11 +129,20 @@ def _data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
     return _error(request, 400, "a value in the request is out of range or malformed")
 
 
+@api.exception_handler(IdempotencyError)
+def _idempotency_error(request: HttpRequest, exc: IdempotencyError) -> HttpResponse:
+    # 400 malformed key, 422 key reused for another request, 409 key still in use.
+    return _error(request, exc.status, str(exc))
+
+
+# The one answer to every database outage: 503 with Retry-After, and the
+# read-only message when a write cannot reach the primary (read_only.py).
 @api.exception_handler(OperationalError)
 @api.exception_handler(InterfaceError)
-def _database_down(request: HttpRequest, exc: Exception) -> HttpResponse:
-    log.error("database unavailable: %s", exc)
-    return _error(request, 503, "the database is unavailable; try again shortly")
+@api.exception_handler(PoolTimeout)
+@api.exception_handler(PrimaryUnavailable)
+def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return read_only.unavailable_response(request, exc)
 
 
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -161,60 +179,28 @@ def _user_id_or_404(username: str) -> int:
 # --------------------------------------------------------------------------
 @api.get("/healthz", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["health"])
 def healthz(request: HttpRequest) -> tuple[int, dict[str, Any]]:
-    """Whether this server can reach the database (required) and memcached.
+    """Whether this server should get requests: HAProxy's health check (see :mod:`.health`).
 
-    HAProxy's health check: 503 takes this server out of the pool when it cannot
-    reach PostgreSQL; a dead memcached node only makes the answer "degraded",
-    because requests still succeed without the cache.
+    503 while draining or when the read pool is unreachable; the primary and
+    memcached are reported but never fail it, because losing them costs only
+    writes or speed, and every server shares them.
     """
-    database = _database_ok()
-    cache_ok = _cache_ok()
-    status = "ok" if database and cache_ok else "degraded" if database else "unavailable"
-    body = {"status": status, "server": settings.SERVER_NAME, "database": database, "cache": cache_ok}
-    return (200 if database else 503), body
-
-
-def _database_ok() -> bool:
-    """``SELECT 1`` through HAProxy's read pool (the alias reads use)."""
-    try:
-        with connections["replica"].cursor() as cursor:
-            cursor.execute("SELECT 1")
-            return cursor.fetchone() == (1,)
-    except Exception as exc:  # any failure means "not healthy", never a 500
-        log.warning("health check: database unreachable: %s", exc)
-        return False
-
-
-def _cache_ok() -> bool:
-    """Whether the data cache is on and every memcached node answers ``version``."""
-    if not cache.enabled():
-        return False
-    return all(_memcached_node_ok(server) for server in settings.MEMCACHED_SERVERS)
-
-
-def _memcached_node_ok(server: str) -> bool:
-    """Ask one node for its version over a short-lived connection."""
-    host, _, port = server.rpartition(":")
-    client = MemcacheClient((host, int(port)), connect_timeout=0.25, timeout=0.25)
-    try:
-        client.version()
-        return True
-    except Exception as exc:  # a refused connection or a timeout
-        log.warning("health check: memcached %s unreachable: %s", server, exc)
-        return False
-    finally:
-        client.close()
+    body = health.report()
+    return health.http_status(body["status"]), body
 
 
 # --------------------------------------------------------------------------
 # Accounts
 # --------------------------------------------------------------------------
-@api.post("/users", response={201: UserOut, 409: ErrorOut, **ERRORS}, tags=["users"])
+@api.post("/users", response={201: UserOut, **WRITE_ERRORS}, tags=["users"])
+@idempotent
 def sign_up(request: HttpRequest, body: SignUpIn) -> tuple[int, dict[str, Any]]:
     """Create an account; 409 if the name is taken (in any letter case)."""
     return 201, repository.create_user(body.username, body.password)
 
 
+# Not @idempotent: signing in writes nothing, so a retry is already harmless,
+# and it must keep working (a read) while the primary is down.
 @api.post("/sessions", response={200: UserOut, **ERRORS}, tags=["users"])
 def sign_in(request: HttpRequest, body: SignInIn) -> tuple[int, dict[str, Any]]:
     """Check credentials; the user on success, 401 otherwise."""
@@ -262,14 +248,16 @@ def is_following(request: HttpRequest, user_id: rules.RowId, other_id: rules.Row
     return {"following": repository.is_following(user_id, other_id)}
 
 
-@api.put("/users/{user_id}/following/{other_id}", response={200: FollowResultOut, **ERRORS}, tags=["follows"])
+@api.put("/users/{user_id}/following/{other_id}", response={200: FollowResultOut, **WRITE_ERRORS}, tags=["follows"])
+@idempotent
 def follow(request: HttpRequest, user_id: rules.RowId, other_id: rules.RowId) -> dict[str, Any]:
     """``user_id`` follows ``other_id``; doing it again changes nothing."""
     changed, user, other = repository.follow(user_id, other_id)
     return {"changed": changed, "user": user, "other": other}
 
 
-@api.delete("/users/{user_id}/following/{other_id}", response={200: FollowResultOut, **ERRORS}, tags=["follows"])
+@api.delete("/users/{user_id}/following/{other_id}", response={200: FollowResultOut, **WRITE_ERRORS}, tags=["follows"])
+@idempotent
 def unfollow(request: HttpRequest, user_id: rules.RowId, other_id: rules.RowId) -> dict[str, Any]:
     """``user_id`` stops following ``other_id``; doing it again changes nothing."""
     changed, user, other = repository.unfollow(user_id, other_id)
@@ -294,7 +282,8 @@ def list_stories(
     return repository.story_page(sort, page)
 
 
-@api.post("/stories", response={201: StoryOut, **ERRORS}, tags=["stories"])
+@api.post("/stories", response={201: StoryOut, **WRITE_ERRORS}, tags=["stories"])
+@idempotent
 def submit_story(request: HttpRequest, body: StoryIn) -> tuple[int, dict[str, Any]]:
     """Submit a link or text story as ``author_id``."""
     return 201, repository.create_story(body.author_id, body.title, body.url, body.text)
@@ -309,7 +298,8 @@ def get_story(request: HttpRequest, story_id: rules.RowId) -> dict[str, Any]:
     return story
 
 
-@api.post("/stories/{story_id}/votes", response={200: VoteResultOut, **ERRORS}, tags=["stories"])
+@api.post("/stories/{story_id}/votes", response={200: VoteResultOut, **WRITE_ERRORS}, tags=["stories"])
+@idempotent
 def vote(request: HttpRequest, story_id: rules.RowId, body: VoteIn) -> dict[str, Any]:
     """``user_id`` votes for the story; a second vote is not counted."""
     counted, story = repository.vote(story_id, body.user_id)

@@ -26,7 +26,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router
 
-from platform_api import clicks, offline_reads, repository, rules
+from platform_api import clicks, idempotency, offline_reads, repository, rules
+from platform_api.idempotency import idempotent
 from platform_api.offline_schemas import (
     DEFAULT_SUGGESTIONS,
     ClickAcceptedOut,
@@ -46,6 +47,8 @@ router = Router()
 
 # Answers every operation may give besides its success (as in api.py).
 ERRORS: dict[int, Any] = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 503: ErrorOut}
+# Writes may also answer 409: their Idempotency-Key is still in use.
+WRITE_ERRORS: dict[int, Any] = {**ERRORS, 409: ErrorOut}
 
 
 def _user_or_404(user_id: int) -> None:
@@ -63,21 +66,28 @@ def _story_or_404(story_id: int) -> None:
 # --------------------------------------------------------------------------
 # Clicks
 # --------------------------------------------------------------------------
-@router.post("/clicks", response={202: ClickAcceptedOut, **ERRORS}, tags=["clicks"])
+@router.post("/clicks", response={202: ClickAcceptedOut, **WRITE_ERRORS}, tags=["clicks"])
+# A click without a key needs only RabbitMQ, so it is taken while the primary is down.
+@idempotent(needs_primary=False)
 def record_click(request: HttpRequest, body: ClickIn) -> tuple[int, dict[str, Any]]:
     """Accept one click: published to RabbitMQ (or kept in the outbox), not yet counted.
 
     The answer is ``202 Accepted`` because the click log and the rollups are
-    written off-line; this call never touches the click tables.
+    written off-line; this call never touches the click tables. With an
+    ``Idempotency-Key`` the event's id comes from the key, so even a publish
+    whose transaction then failed counts once when the client retries.
     """
-    queued = clicks.record_click(body.story_id, body.user_id, body.referrer_domain)
+    queued = clicks.record_click(
+        body.story_id, body.user_id, body.referrer_domain, event_id=idempotency.event_id(request)
+    )
     return 202, {"accepted": True, "queued": queued}
 
 
 # --------------------------------------------------------------------------
 # Export my data
 # --------------------------------------------------------------------------
-@router.post("/users/{user_id}/exports", response={202: ExportJobOut, **ERRORS}, tags=["exports"])
+@router.post("/users/{user_id}/exports", response={202: ExportJobOut, **WRITE_ERRORS}, tags=["exports"])
+@idempotent
 def start_export(request: HttpRequest, user_id: rules.RowId) -> tuple[int, dict[str, Any]]:
     """Schedule an export of the user's stories, votes and follows; poll the job it returns."""
     _user_or_404(user_id)

@@ -14,14 +14,20 @@ RabbitMQ is back, so the click is counted late rather than lost.
 """
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Literal
 
 from platform_api import events, messaging, repository
 
 
-def record_click(story_id: int, user_id: int | None, referrer_domain: str) -> Literal["broker", "outbox"]:
+def record_click(
+    story_id: int, user_id: int | None, referrer_domain: str, event_id: uuid.UUID | None = None
+) -> Literal["broker", "outbox"]:
     """Publish one click event; return where it is queued (``"broker"`` or ``"outbox"``).
+
+    ``event_id`` is the event's id when the caller has one to repeat (derived
+    from an idempotency key); by default every click gets a fresh one.
 
     Raises :class:`platform_api.repository.NotFound` if the story does not exist.
     That check goes through the story object cache, which the web tier's redirect
@@ -37,5 +43,5 @@ def record_click(story_id: int, user_id: int | None, referrer_domain: str) -> Li
         # and a click relayed from the outbox an hour later still counts in its hour.
         "clicked_at": datetime.now(UTC).isoformat(),
     }
-    published = events.publish_or_store(messaging.CLICK, payload)
+    published = events.publish_or_store(messaging.CLICK, payload, event_id=event_id)
     return "broker" if published else "outbox"

@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 WRITE_DB = "default"
 
 
-def new_event(payload: dict[str, Any]) -> dict[str, Any]:
-    """``payload`` with a fresh ``event_id`` (what consumers deduplicate on)."""
-    return {"event_id": str(uuid.uuid4()), **payload}
+def new_event(payload: dict[str, Any], event_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """``payload`` with an ``event_id`` (what consumers deduplicate on): ``event_id``, or a fresh one."""
+    return {"event_id": str(event_id or uuid.uuid4()), **payload}
 
 
 def publish_on_commit(routing_key: str, payload: dict[str, Any]) -> OutboxEvent:
@@ -42,13 +42,14 @@ def publish_on_commit(routing_key: str, payload: dict[str, Any]) -> OutboxEvent:
     return event
 
 
-def publish_or_store(routing_key: str, payload: dict[str, Any]) -> bool:
+def publish_or_store(routing_key: str, payload: dict[str, Any], event_id: uuid.UUID | None = None) -> bool:
     """Outside a transaction: publish now (confirmed), or keep the event in the outbox.
 
     For events with nothing to commit first, such as a click: the fast path
     never touches PostgreSQL. Returns whether it was published directly.
+    ``event_id`` fixes the event's id (see :func:`new_event`).
     """
-    event = new_event(payload)
+    event = new_event(payload, event_id)
     try:
         publisher.publish(routing_key, event, message_id=event["event_id"])
         return True

@@ -242,3 +242,32 @@ class FollowSuggestion(models.Model):
     class Meta:
         db_table = "follow_suggestions"
         constraints = [models.UniqueConstraint(fields=["user", "rank"], name="follow_suggestion_rank")]
+
+
+# ---------------------------------------------------------------------------
+# Redundancy (the post's "Redundancy and failover"): retries that are safe
+# ---------------------------------------------------------------------------
+class IdempotencyKey(models.Model):
+    """A write done under a client's ``Idempotency-Key``, and the answer it got.
+
+    Inserted in the same transaction as the write it records
+    (:mod:`platform_api.idempotency`), so the row exists exactly when the write
+    committed, and a replay of the request is answered from here instead of
+    being applied again. Deleted by the daily purge once a day old.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    # The request's fingerprint: the same key sent with another request is refused.
+    method = models.CharField(max_length=10)
+    path = models.TextField()
+    body_sha256 = models.CharField(max_length=64)
+    # NULL only inside the transaction that claimed the key: it is set before
+    # that transaction commits, so no committed row lacks them.
+    response_status = models.PositiveSmallIntegerField(null=True)
+    # Text, not JSON: jsonb would reorder the keys, and a replay should be the
+    # very bytes the first answer carried.
+    response_body = models.TextField(null=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "idempotency_keys"

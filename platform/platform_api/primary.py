@@ -87,13 +87,19 @@ class PrimaryProbe:
         """The primary's current WAL position, or ``None`` if it does not answer."""
         if self.is_down():
             return None
-        try:
-            row = self._connection().execute("SELECT pg_current_wal_lsn()::text").fetchone()
-        except psycopg.Error as exc:
-            # Includes "recovery is in progress": a server in recovery is no primary.
-            self.mark_down(exc)
-            return None
-        return row[0] if row else None
+        # Two attempts: this thread's connection may be older than a restart of
+        # the primary (dead, though the primary is back); only a fresh
+        # connection that fails too means the primary is down.
+        for attempt in (1, 2):
+            try:
+                row = self._connection().execute("SELECT pg_current_wal_lsn()::text").fetchone()
+                return row[0] if row else None
+            except psycopg.Error as exc:
+                self._discard()
+                # "recovery is in progress": a server in recovery is no primary.
+                if attempt == 2 or not isinstance(exc, psycopg.OperationalError):
+                    self.mark_down(exc)
+        return None
 
     def _connection(self) -> psycopg.Connection:
         conn: psycopg.Connection | None = getattr(self._local, "conn", None)

@@ -143,11 +143,12 @@ class VoteResultOut(Schema):
 
 
 class HealthOut(Schema):
-    """What ``/v1/healthz`` found."""
+    """What ``/v1/healthz`` found (``database`` is the read pool, ``primary`` the write pool)."""
 
-    status: Literal["ok", "degraded", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable", "draining"]
     server: str
     database: bool
+    primary: bool
     cache: bool
 
 

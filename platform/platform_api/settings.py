@@ -18,6 +18,8 @@ PLATFORM_TOKEN: str = env.str("PLATFORM_TOKEN")
 DEBUG: bool = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 SERVER_NAME: str = env.str("SCALESTACK_SERVER_NAME", default="platform-dev")
+# While this file exists /v1/healthz answers 503 (scalestack drain). Empty: never draining.
+SCALESTACK_DRAIN_FILE: str = env.str("SCALESTACK_DRAIN_FILE", default="")
 
 INSTALLED_APPS = [
     "django.contrib.auth",

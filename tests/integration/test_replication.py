@@ -149,3 +149,10 @@ def test_with_the_primary_stopped_reads_go_on_and_writes_get_a_clear_503(
     wait_until(lambda: api.post(f"{api_url}/v1/stories/{story_id}/votes", json={"user_id": 2},
                                 timeout=10).status_code == 200, 30, "writes to resume")
     assert api.get(f"{api_url}/v1/stories/{story_id}", timeout=10).json()["votes"] == 1
+    # Connections opened before the restart (pooled ones, and the fence's probe
+    # in each gunicorn thread) are dead now; none of them may turn a later
+    # write into a false "read-only".
+    time.sleep(t.slowstart_seconds)
+    for voter in range(3, 23):
+        vote = api.post(f"{api_url}/v1/stories/{story_id}/votes", json={"user_id": voter}, timeout=10)
+        assert vote.status_code == 200, vote.text

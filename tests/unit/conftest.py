@@ -93,13 +93,14 @@ class WebPlatformCall:
 
 @dataclass
 class WebFakeReply:
-    """What the fake platform answers: status, JSON body (or raw text), and trace headers."""
+    """What the fake platform answers: status, JSON body (or raw text), trace headers, and any others."""
 
     status: int = 200
     body: Any = None
     served_by: str = "platform-1"
     cache: str = "hits=0 misses=0"
     raw: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Handler = Callable[[WebPlatformCall], WebFakeReply]
@@ -217,6 +218,7 @@ class WebFakePlatform(BaseAdapter):
                 "Content-Type": "text/html" if reply.raw is not None else "application/json",
                 "X-Served-By": reply.served_by,
                 "X-Cache": reply.cache,
+                **reply.headers,
             }
         )
         response.url = request.url or ""

@@ -121,7 +121,7 @@ def patched_cases(client: TestClient) -> dict[str, Any]:
     }
     cases["published"] = published
     # The broker is down but the outbox took the event: still accepted.
-    clicks.events.publish_or_store = lambda routing_key, payload: False  # type: ignore[assignment]
+    clicks.events.publish_or_store = lambda routing_key, payload, event_id=None: False  # type: ignore[assignment]
     cases["click_outbox"] = post({"story_id": 1})
 
     offline_reads._owned_job = _fake_job  # type: ignore[assignment]

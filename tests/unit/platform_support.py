@@ -47,10 +47,15 @@ def ensure_platform_importable() -> None:
         sys.path.append(str(PLATFORM_DIR))
 
 
-def run_probe(probe: Path = PROBE) -> dict[str, Any]:
-    """Run ``probe`` (``platform_probe.py`` by default) under the platform's settings; return its JSON report."""
+def run_probe(probe: Path = PROBE, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``probe`` (``platform_probe.py`` by default) under the platform's settings; return its JSON report.
+
+    ``extra_env`` is applied over :data:`PROBE_ENV` (another settings module, a
+    probe's mode).
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "DATABASE_"))}
     env.update(PROBE_ENV)
+    env.update(extra_env or {})
     env["PYTHONPATH"] = str(PLATFORM_DIR)
     result = subprocess.run(
         [sys.executable, str(probe)], cwd=PLATFORM_DIR, env=env, capture_output=True, text=True, timeout=120

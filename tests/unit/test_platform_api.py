@@ -101,7 +101,9 @@ def test_an_unreachable_database_is_a_503_not_a_500(probe: dict[str, Any], case:
 def test_healthz_needs_no_token_and_reports_503_without_a_database(probe: dict[str, Any]) -> None:
     status, body = probe["cases"]["healthz_db_down"]
     assert status == 503
-    assert body == {"status": "unavailable", "server": "platform-unit", "database": False, "cache": False}
+    assert body == {
+        "status": "unavailable", "server": "platform-unit", "database": False, "primary": False, "cache": False,
+    }
 
 
 def test_request_bodies_are_cleaned_before_use(probe: dict[str, Any]) -> None:

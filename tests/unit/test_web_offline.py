@@ -418,6 +418,7 @@ def test_home_suggests_people_to_follow_with_follow_buttons(web_alice: Client, w
         assert f'<a href="/u/{name}">{name}</a>' in page
         assert re.search(
             rf'<form method="post" action="/u/{name}/follow" class="inline"><input type="hidden" name="csrfmiddlewaretoken"[^>]*>'
+            r'<input type="hidden" name="idempotency_key" value="[0-9a-f-]{36}">'
             r'\s*<input type="hidden" name="next" value="/home">',
             page,
         )

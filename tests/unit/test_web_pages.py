@@ -172,10 +172,21 @@ def test_pages_without_platform_calls_report_zero(web_client: Client, web_platfo
     assert "platform: none" in html(response)
 
 
-def test_healthz_answers_without_the_platform(web_client: Client, web_platform: WebFakePlatform) -> None:
+def test_healthz_answers_without_the_platform(
+    web_client: Client, web_platform: WebFakePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from news_web import health
+
+    # The platform report is refreshed in the background; here the refresh never runs.
+    watch = health.PlatformWatch(health.fetch_platform_health, 5.0, spawn=lambda work: None)
+    monkeypatch.setattr(health, "watch", watch)
     response = web_client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "server": "web-test"}
+    assert response.json() == {
+        "status": "ok",
+        "server": "web-test",
+        "platform": {"reachable": None, "status": "unknown", "age_seconds": None},
+    }
     assert web_platform.calls == []
 
 

@@ -38,6 +38,7 @@ print(json.dumps({
     "INSTALLED_APPS": settings.INSTALLED_APPS,
     "SESSION_ENGINE": settings.SESSION_ENGINE,
     "MESSAGE_STORAGE": settings.MESSAGE_STORAGE,
+    "SCALESTACK_DRAIN_FILE": settings.SCALESTACK_DRAIN_FILE,
 }))
 """
 
@@ -88,6 +89,7 @@ def test_defaults() -> None:
         "INSTALLED_APPS": ["django.contrib.messages", "django.contrib.staticfiles", "news_web"],
         "SESSION_ENGINE": "django.contrib.sessions.backends.signed_cookies",
         "MESSAGE_STORAGE": "django.contrib.messages.storage.cookie.CookieStorage",
+        "SCALESTACK_DRAIN_FILE": "",  # never draining
     }
 
 
@@ -103,6 +105,7 @@ def test_env_values_are_read_with_their_types() -> None:
             "CSRF_TRUSTED_ORIGINS": "https://news.example",
             "STATIC_URL": "/static/",
             "STATIC_ROOT": "/tmp/somewhere",
+            "SCALESTACK_DRAIN_FILE": "/run/scalestack/drain/web-2",
         }
     )
     assert values["PLATFORM_URL"] == "http://127.0.0.1:9100"
@@ -112,6 +115,7 @@ def test_env_values_are_read_with_their_types() -> None:
     assert values["ALLOWED_HOSTS"] == ["news.example", "10.0.0.1"]
     assert values["CSRF_TRUSTED_ORIGINS"] == ["https://news.example"]
     assert (values["STATIC_URL"], values["STATIC_ROOT"]) == ("/static/", "/tmp/somewhere")
+    assert values["SCALESTACK_DRAIN_FILE"] == "/run/scalestack/drain/web-2"
 
 
 def test_the_web_tier_never_loads_a_database_driver() -> None:

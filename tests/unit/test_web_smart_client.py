@@ -47,6 +47,7 @@ class StubPlatform:
         self.healthy = True
         self.delay = 0.0  # seconds before answering anything but the health check
         self.status = 200  # what it answers to anything but the health check
+        self.retry_after: str | None = None  # a Retry-After header on those answers
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -81,6 +82,8 @@ class StubPlatform:
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("X-Served-By", stub.name)
                 self.send_header("X-Cache", "hits=1 misses=0")
+                if stub.retry_after is not None and path != "/v1/healthz":
+                    self.send_header("Retry-After", stub.retry_after)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -391,6 +394,42 @@ def test_a_503_sends_a_get_to_another_server_but_never_a_post(
         smart_client()._call("POST", "/v1/stories", json={})
     assert caught.value.status == 503
     assert stubs[1].count("POST", "/v1/stories") == 0
+
+
+def test_a_keyed_post_is_retried_once_on_another_server_after_a_read_timeout(
+    stubs: list[StubPlatform], servers_file: Path, smart_client: SmartFactory
+) -> None:
+    slow, fast = stubs[0], stubs[1]
+    slow.delay = 1.0
+    write_servers(servers_file, [slow, fast])
+    client = smart_client(timeout=0.3)
+
+    # With an Idempotency-Key the platform answers a copy from the first attempt,
+    # so the POST may go elsewhere (post, "Redundancy and failover").
+    response = client._send("POST", "/v1/stories", json={"title": "once"}, idempotency_key="k-1")
+
+    assert response.headers["X-Served-By"] == "platform-2"
+    assert slow.count("POST", "/v1/stories") == 1 and fast.count("POST", "/v1/stories") == 1
+
+
+def test_a_503_sends_a_keyed_post_to_another_server(
+    stubs: list[StubPlatform], servers_file: Path, smart_client: SmartFactory
+) -> None:
+    stubs[0].status = 503
+    write_servers(servers_file, stubs[:2])
+    response = smart_client()._send("POST", "/v1/stories", json={}, idempotency_key="k-2")
+    assert response.headers["X-Served-By"] == "platform-2"
+
+
+def test_a_503_with_retry_after_is_not_sent_elsewhere_even_for_a_get(
+    stubs: list[StubPlatform], servers_file: Path, smart_client: SmartFactory
+) -> None:
+    # The platform saying "read-only, come back in 5 s" is the same on every server.
+    stubs[0].status, stubs[0].retry_after = 503, "5"
+    write_servers(servers_file, stubs[:2])
+    with pytest.raises(Unavailable):
+        smart_client()._call("GET", "/v1/stories")
+    assert stubs[1].count("GET", "/v1/stories") == 0
 
 
 def test_only_connect_failures_count_as_never_sent() -> None:

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from news_web import platform_client
+from news_web import idempotency, platform_client
 from news_web.auth import log_in, log_out, safe_next
 from news_web.forms import LoginForm, SignupForm, attach_platform_errors
 
@@ -34,11 +34,14 @@ def signup(request: HttpRequest) -> HttpResponse:
     """Create an account on the platform and log in as it."""
     if request.method != "POST":
         return _form_page(request, "news_web/signup.html", SignupForm(), 200)
+    key = idempotency.form_key(request)
     form = SignupForm(request.POST)
     if form.is_valid():
         try:
+            # With the form's key, a double click signs up once and logs in
+            # both times, instead of answering the second "name taken".
             user = platform_client.get_client().create_user(
-                form.cleaned_data["username"], form.cleaned_data["password"]
+                form.cleaned_data["username"], form.cleaned_data["password"], idempotency_key=key
             )
         except platform_client.Conflict:
             form.add_error("username", "That username is taken.")

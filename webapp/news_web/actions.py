@@ -3,6 +3,9 @@
 Post, "Platform layer": each action is one write call to the platform API, which
 validates it, stores it and keeps its caches right; the web tier redirects
 afterwards (POST/redirect/GET), so a reload never repeats the write.
+
+Post, "Redundancy and failover": each call carries the form's idempotency key
+(``news_web.idempotency``), so a double click or a retried call is applied once.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from news_web import platform_client
+from news_web import idempotency, platform_client
 from news_web.auth import logged_in_user, login_required, safe_next
 from news_web.forms import StoryForm, attach_platform_errors
 from news_web.middleware import error_page
@@ -31,6 +34,7 @@ def submit(request: HttpRequest) -> HttpResponse:
     me = logged_in_user(request)
     if request.method != "POST":
         return render(request, "news_web/submit.html", {"form": StoryForm()})
+    key = idempotency.form_key(request)
     form = StoryForm(request.POST)
     if form.is_valid():
         try:
@@ -39,6 +43,7 @@ def submit(request: HttpRequest) -> HttpResponse:
                 form.cleaned_data["title"],
                 form.cleaned_data["url"] or "",
                 form.cleaned_data["text"] or "",
+                idempotency_key=key,
             )
         except platform_client.Invalid as error:
             attach_platform_errors(form, error)
@@ -53,7 +58,9 @@ def submit(request: HttpRequest) -> HttpResponse:
 def vote(request: HttpRequest, story_id: int) -> HttpResponse:
     """Vote for a story once; a second vote is reported, not counted."""
     me = logged_in_user(request)
-    result = platform_client.get_client().vote(story_id, me.id)  # a 400 becomes the error page
+    key = idempotency.form_key(request)
+    # A 400 becomes the error page.
+    result = platform_client.get_client().vote(story_id, me.id, idempotency_key=key)
     if result.counted:
         messages.success(request, "Vote counted.")
     else:
@@ -63,6 +70,7 @@ def vote(request: HttpRequest, story_id: int) -> HttpResponse:
 
 def _change_follow(request: HttpRequest, username: str, follow: bool) -> HttpResponse:
     me = logged_in_user(request)
+    key = idempotency.form_key(request)
     client = platform_client.get_client()
     other = client.get_user(username)  # NotFound becomes the 404 page
     if other.id == me.id:
@@ -70,7 +78,8 @@ def _change_follow(request: HttpRequest, username: str, follow: bool) -> HttpRes
         verb = "follow" if follow else "unfollow"
         return error_page(request, 400, f"Can't {verb} yourself", f"You can't {verb} yourself.")
     # A platform 400 (e.g. a rule the web tier does not know) becomes the 400 page.
-    result = client.follow(me.id, other.id) if follow else client.unfollow(me.id, other.id)
+    change = client.follow if follow else client.unfollow
+    result = change(me.id, other.id, idempotency_key=key)
     name = other.username
     if follow:
         messages.success(request, f"You now follow {name}." if result.changed else f"You already follow {name}.")

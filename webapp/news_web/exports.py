@@ -20,7 +20,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from news_web import platform_client
+from news_web import idempotency, platform_client
 from news_web.auth import logged_in_user, login_required
 
 # Seconds between reloads of a job page while the job is pending or running.
@@ -34,7 +34,7 @@ def export(request: HttpRequest) -> HttpResponse:
     me = logged_in_user(request)
     if request.method != "POST":
         return render(request, "news_web/export.html")
-    job = platform_client.get_client().start_export(me.id)
+    job = platform_client.get_client().start_export(me.id, idempotency_key=idempotency.form_key(request))
     return redirect("export_job", job_id=job.id)
 
 

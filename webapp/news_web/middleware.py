@@ -10,7 +10,10 @@ work if every response says who served it. ``PlatformTraceMiddleware`` adds:
 
 Post, "Load balancing" again, on redundancy: losing a server should lower
 capacity, not break pages, so ``PlatformErrorMiddleware`` turns an unreachable
-platform into a 503 page instead of a traceback.
+platform into a 503 page instead of a traceback. Post, "Redundancy and
+failover": when the platform's primary database is down, the site is
+read-only; reads render as usual, and a write gets a page that says it was not
+saved (the platform's ``X-Read-Only`` 503, ``platform_client.ReadOnly``).
 """
 
 from __future__ import annotations
@@ -72,6 +75,32 @@ def error_page(request: HttpRequest, status: int, title: str, message: str) -> H
     )
 
 
+# What each write view saves, for the read-only page ("Your vote was not saved").
+UNSAVED_WRITES: dict[str, str] = {
+    "vote": "Your vote",
+    "submit": "Your story",
+    "follow": "Your follow",
+    "unfollow": "Your unfollow",
+    "signup": "Your new account",
+    "export": "Your export request",
+}
+
+
+def read_only_page(request: HttpRequest, retry_after: int) -> HttpResponse:
+    """503 "read-only for now": the write was not saved; ``Retry-After`` as the platform said."""
+    match = request.resolver_match
+    what = UNSAVED_WRITES.get(match.url_name if match else "", "Your change")
+    response = error_page(
+        request,
+        503,
+        "The site is read-only for now",
+        f"{what} was not saved: the database that takes changes is unavailable for a moment. "
+        "Reading works as usual. Try again in a few seconds.",
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 class PlatformErrorMiddleware:
     """Turn platform errors that views did not handle into 404 and 503 pages."""
 
@@ -91,6 +120,9 @@ class PlatformErrorMiddleware:
             return error_page(request, 400, "Not possible", exception.message)
         if isinstance(exception, platform_client.Conflict):
             return error_page(request, 409, "Conflict", exception.message)
+        if isinstance(exception, platform_client.ReadOnly):
+            logger.warning("read-only: %s %s not saved", request.method, request.get_full_path())
+            return read_only_page(request, exception.retry_after)
         if isinstance(exception, platform_client.Unavailable):
             logger.warning("platform unavailable for %s: %s", request.get_full_path(), exception.message)
             return self._unavailable(request)

@@ -13,6 +13,10 @@ session, and this module's code runs unchanged on top of it.
 Per incoming web request it records which platform servers answered
 (``X-Served-By``) and how the platform's data cache answered (``X-Cache``,
 post "Caching"), so every page can show the architecture at work.
+
+Post, "Redundancy and failover": every write method takes an
+``idempotency_key``, sent as the ``Idempotency-Key`` header, which is what
+lets the retry policy in :func:`build_session` send a write again safely.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
+from news_web import idempotency
 from news_web.platform_models import (
     DomainVisits,
     ExportJob,
@@ -85,6 +90,21 @@ class Invalid(PlatformError):
 
 class Unavailable(PlatformError):
     """5xx, a timeout, or no connection: the platform cannot answer right now."""
+
+
+class ReadOnly(Unavailable):
+    """503 with ``X-Read-Only: true``: the primary database is down, so the write was not saved.
+
+    ``retry_after`` is the platform's ``Retry-After`` (seconds), for the page to pass on.
+    """
+
+    def __init__(self, message: str, status: int, retry_after: int) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+# Seconds to suggest when the platform's Retry-After is missing or not a number.
+DEFAULT_RETRY_AFTER = 5
 
 
 # --- Per-request trace ----------------------------------------------------------
@@ -153,22 +173,45 @@ def current_trace() -> PlatformTrace | None:
 # --- HTTP session ---------------------------------------------------------------
 
 
-def build_session(token: str, pool_maxsize: int) -> requests.Session:
-    """A pooled session with the service token and conservative retries.
+# Methods sent again after they may have reached the platform: reads always,
+# writes only with an Idempotency-Key (the keyed adapter below).
+READ_METHODS = frozenset({"GET"})
+RESENDABLE_WITH_KEY = frozenset({"GET", "POST", "PUT", "DELETE"})
 
-    Retries come from urllib3's ``Retry`` and are limited to what is safe:
-    connection errors (the request never left, so even a POST cannot have been
-    applied), and for GET only, read errors and 502/503/504 answers (for example
-    HAProxy still sending to a platform server that just died). POSTs, PUTs and
-    DELETEs are never re-sent after they may have reached the platform.
+
+class AccidentRetry(Retry):
+    """urllib3's ``Retry`` that leaves alone a 5xx which says when to come back.
+
+    A 503 with ``Retry-After`` is the platform answering on purpose (read-only
+    mode, its database down), the same on every platform server for the next
+    few seconds, so sending it again at once only doubles the wait. HAProxy's
+    own 502/503/504 carry no ``Retry-After``: those are the accidents worth a retry.
     """
-    retry = Retry(
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        """Retry a listed status only if the answer has no ``Retry-After``."""
+        if has_retry_after and self.status_forcelist and status_code in self.status_forcelist:
+            return False
+        return super().is_retry(method, status_code, has_retry_after)
+
+
+def retry_policy(methods: frozenset[str]) -> Retry:
+    """urllib3's ``Retry`` for requests that may be sent again with these ``methods``.
+
+    Connection errors are retried for every method: the request never left,
+    so even a POST cannot have been applied. Read errors (a timeout, a reset)
+    and 502/503/504 answers (HAProxy still sending to a platform server that
+    just died, or its "no server available") are retried only for ``methods``.
+    The budget is the same small one for all: at most two retries, one of them
+    after a read error or a 5xx, 50-100 ms apart.
+    """
+    return AccidentRetry(
         total=2,
         connect=2,
         read=1,
         status=1,
         other=0,
-        allowed_methods=frozenset({"GET"}),
+        allowed_methods=methods,
         status_forcelist=frozenset({502, 503, 504}),
         backoff_factor=0.05,
         # Keep the worst case bounded; a Retry-After of minutes would hang the page.
@@ -176,7 +219,45 @@ def build_session(token: str, pool_maxsize: int) -> requests.Session:
         # Hand the last 5xx back to us, so it is mapped to Unavailable below.
         raise_on_status=False,
     )
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=retry)
+
+
+class IdempotentRetryAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` whose retries depend on whether a write carries an ``Idempotency-Key``.
+
+    urllib3's ``Retry`` decides by method alone and never sees the headers,
+    so a keyed write goes through a second adapter whose policy also allows
+    POST, PUT and DELETE. Without a key a write that may have reached the
+    platform is never sent again (it could apply twice); with one, the
+    platform answers the copy from the first attempt (``platform_api.idempotency``).
+    """
+
+    def __init__(self, pool_maxsize: int) -> None:
+        super().__init__(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=retry_policy(READ_METHODS))
+        self.keyed = HTTPAdapter(
+            pool_connections=1, pool_maxsize=pool_maxsize, max_retries=retry_policy(RESENDABLE_WITH_KEY)
+        )
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        """Send through the keyed adapter if the request is a write with a key, else as usual."""
+        if idempotency.keyed_write(request.method, request.headers):
+            return self.keyed.send(request, *args, **kwargs)
+        return super().send(request, *args, **kwargs)
+
+    def close(self) -> None:
+        """Close both adapters' pooled connections."""
+        super().close()
+        self.keyed.close()
+
+
+def build_session(token: str, pool_maxsize: int) -> requests.Session:
+    """A pooled session with the service token and conservative retries.
+
+    Retries are limited to what is safe (:func:`retry_policy`): connection
+    errors for everything, and read errors and 502/503/504 answers for GETs and
+    for writes that carry an ``Idempotency-Key`` (:class:`IdempotentRetryAdapter`).
+    A write without a key is never sent again once it may have reached the platform.
+    """
+    adapter = IdempotentRetryAdapter(pool_maxsize)
     session = requests.Session()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -226,9 +307,18 @@ def error_for(response: requests.Response) -> PlatformError:
         return NotFound(message, status)
     if status == 409:
         return Conflict(message, status)
+    if status == 503 and response.headers.get("X-Read-Only", "").lower() == "true":
+        return ReadOnly(message, status, _retry_after(response.headers.get("Retry-After")))
     if status >= 500:
         return Unavailable(message, status)
     return PlatformError(message, status)
+
+
+def _retry_after(value: str | None) -> int:
+    """``Retry-After`` in seconds, as the platform sends it (a number); a sane default otherwise."""
+    if value and value.strip().isdigit():
+        return min(int(value), 3600)
+    return DEFAULT_RETRY_AFTER
 
 
 # --- The client -----------------------------------------------------------------
@@ -255,11 +345,18 @@ class PlatformClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> requests.Response:
         """Send one request, record its trace headers, and return the successful response or raise."""
+        headers = {idempotency.HEADER: idempotency_key} if idempotency_key else None
         try:
             response = self.session.request(
-                method, f"{self.base_url}{path}", params=params, json=json, timeout=timeout or self.timeout
+                method,
+                f"{self.base_url}{path}",
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=timeout or self.timeout,
             )
         except requests.RequestException as exc:  # refused, timed out, retries used up
             raise Unavailable(f"platform unreachable: {exc.__class__.__name__}") from exc
@@ -279,18 +376,22 @@ class PlatformClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         """Send one request and return its JSON body, or raise the typed error."""
-        response = self._send(method, path, params=params, json=json, timeout=timeout)
+        response = self._send(
+            method, path, params=params, json=json, timeout=timeout, idempotency_key=idempotency_key
+        )
         try:
             return response.json()
         except ValueError as exc:
             raise Unavailable("platform answered with something other than JSON") from exc
 
     # Accounts
-    def create_user(self, username: str, password: str) -> User:
+    def create_user(self, username: str, password: str, *, idempotency_key: str | None = None) -> User:
         """``POST /v1/users``: sign up; Conflict if the name is taken."""
-        return User.from_json(self._call("POST", "/v1/users", json={"username": username, "password": password}))
+        body = {"username": username, "password": password}
+        return User.from_json(self._call("POST", "/v1/users", json=body, idempotency_key=idempotency_key))
 
     def authenticate(self, username: str, password: str) -> User:
         """``POST /v1/sessions``: check a password; Unauthorized if wrong."""
@@ -320,13 +421,15 @@ class PlatformClient:
         """``GET /v1/users/{user_id}/following/{other_id}``."""
         return bool(self._call("GET", f"/v1/users/{int(user_id)}/following/{int(other_id)}")["following"])
 
-    def follow(self, user_id: int, other_id: int) -> FollowResult:
+    def follow(self, user_id: int, other_id: int, *, idempotency_key: str | None = None) -> FollowResult:
         """``PUT /v1/users/{user_id}/following/{other_id}`` (idempotent)."""
-        return FollowResult.from_json(self._call("PUT", f"/v1/users/{int(user_id)}/following/{int(other_id)}"))
+        path = f"/v1/users/{int(user_id)}/following/{int(other_id)}"
+        return FollowResult.from_json(self._call("PUT", path, idempotency_key=idempotency_key))
 
-    def unfollow(self, user_id: int, other_id: int) -> FollowResult:
+    def unfollow(self, user_id: int, other_id: int, *, idempotency_key: str | None = None) -> FollowResult:
         """``DELETE /v1/users/{user_id}/following/{other_id}`` (idempotent)."""
-        return FollowResult.from_json(self._call("DELETE", f"/v1/users/{int(user_id)}/following/{int(other_id)}"))
+        path = f"/v1/users/{int(user_id)}/following/{int(other_id)}"
+        return FollowResult.from_json(self._call("DELETE", path, idempotency_key=idempotency_key))
 
     def home(self, user_id: int, page: int = 1) -> Page[Story]:
         """``GET /v1/users/{user_id}/home``: stories by the people the user follows."""
@@ -343,28 +446,39 @@ class PlatformClient:
         """``GET /v1/stories/{id}``."""
         return Story.from_json(self._call("GET", f"/v1/stories/{int(story_id)}"))
 
-    def create_story(self, author_id: int, title: str, url: str, text: str) -> Story:
+    def create_story(
+        self, author_id: int, title: str, url: str, text: str, *, idempotency_key: str | None = None
+    ) -> Story:
         """``POST /v1/stories``; an absent url or text is sent as an empty string."""
         body = {"author_id": author_id, "title": title, "url": url, "text": text}
-        return Story.from_json(self._call("POST", "/v1/stories", json=body))
+        return Story.from_json(self._call("POST", "/v1/stories", json=body, idempotency_key=idempotency_key))
 
-    def vote(self, story_id: int, user_id: int) -> VoteResult:
-        """``POST /v1/stories/{id}/votes``; a repeated vote answers ``counted: false``."""
-        return VoteResult.from_json(self._call("POST", f"/v1/stories/{int(story_id)}/votes", json={"user_id": user_id}))
+    def vote(self, story_id: int, user_id: int, *, idempotency_key: str | None = None) -> VoteResult:
+        """``POST /v1/stories/{id}/votes``; a repeated vote answers ``counted: false``.
+
+        Unless it repeats the key of the first: then it gets the first answer again.
+        """
+        path = f"/v1/stories/{int(story_id)}/votes"
+        return VoteResult.from_json(
+            self._call("POST", path, json={"user_id": user_id}, idempotency_key=idempotency_key)
+        )
 
     # Off-line processing (post, "Off-line processing")
     def record_click(self, story_id: int, user_id: int | None, referrer_domain: str) -> str:
         """``POST /v1/clicks``; returns where the event is queued (``broker`` or ``outbox``).
 
         With a short timeout of its own: the click is analytics, and the user
-        being redirected must not wait long for it.
+        being redirected must not wait long for it. For the same reason it
+        carries no idempotency key, so it is never retried once sent and never
+        waits for PostgreSQL (an unkeyed click only needs RabbitMQ).
         """
         body = {"story_id": int(story_id), "user_id": user_id, "referrer_domain": referrer_domain}
         return str(self._call("POST", "/v1/clicks", json=body, timeout=CLICK_TIMEOUT)["queued"])
 
-    def start_export(self, user_id: int) -> ExportJob:
+    def start_export(self, user_id: int, *, idempotency_key: str | None = None) -> ExportJob:
         """``POST /v1/users/{user_id}/exports``: schedule an export; the job comes back at once."""
-        return ExportJob.from_json(self._call("POST", f"/v1/users/{int(user_id)}/exports"))
+        path = f"/v1/users/{int(user_id)}/exports"
+        return ExportJob.from_json(self._call("POST", path, idempotency_key=idempotency_key))
 
     def export_job(self, user_id: int, job_id: uuid.UUID) -> ExportJob:
         """``GET /v1/users/{user_id}/exports/{job_id}``; NotFound if it is not the user's job."""
@@ -398,9 +512,9 @@ class PlatformClient:
         data = self._call("GET", f"/v1/users/{int(user_id)}/suggestions", params={"limit": limit})
         return [UserRef.from_json(item) for item in data["items"]]
 
-    def healthz(self) -> dict[str, Any]:
+    def healthz(self, timeout: float | None = None) -> dict[str, Any]:
         """``GET /v1/healthz`` on whichever platform server the balancing picks."""
-        result: dict[str, Any] = self._call("GET", "/v1/healthz")
+        result: dict[str, Any] = self._call("GET", "/v1/healthz", timeout=timeout)
         return result
 
 

@@ -43,6 +43,9 @@ PLATFORM_TOKEN: str = _required_str("PLATFORM_TOKEN")
 
 # --- Identity and platform access ---------------------------------------------
 SCALESTACK_SERVER_NAME: str = env.str("SCALESTACK_SERVER_NAME", default="web-dev")
+# While this file exists /healthz answers 503, so HAProxy drains this server
+# (``scalestack drain`` creates it). Empty: never draining.
+SCALESTACK_DRAIN_FILE: str = env.str("SCALESTACK_DRAIN_FILE", default="")
 # HAProxy's locally bound port for the platform pool (post, "Software load balancers").
 PLATFORM_URL: str = env.str("PLATFORM_URL", default="http://127.0.0.1:9000").rstrip("/")
 PLATFORM_TIMEOUT: float = env.float("PLATFORM_TIMEOUT", default=5.0)

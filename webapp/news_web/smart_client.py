@@ -14,8 +14,10 @@ This module is that client, switched on with ``PLATFORM_BALANCING = "smart"``:
   timeout) marks the server **down**. After a connection that could not be
   made, the call moves to the next server, whatever its method: nothing
   reached the application. A GET may also move on once after a read error or a
-  502/503/504; a POST, PUT or DELETE never does once it may have been sent,
-  because it could apply twice;
+  502/503/504 (one without ``Retry-After``: a platform that says when to come
+  back means it); a POST, PUT or DELETE does so only if it carries an
+  ``Idempotency-Key``, because without one it could apply twice (post,
+  "Redundancy and failover": the platform answers a keyed copy from the first);
 - a down server is probed with ``GET /v1/healthz`` after a cooldown
   (``PLATFORM_SMART_COOLDOWN``) and rejoins the pool when healthy, so
   **recovered hosts** come back by themselves.
@@ -57,6 +59,8 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError
 
+from news_web import idempotency
+
 logger = logging.getLogger("news_web.smart_client")
 
 # The base URL the platform client uses in smart mode. It names no real host:
@@ -64,10 +68,9 @@ logger = logging.getLogger("news_web.smart_client")
 SMART_BASE_URL = "http://platform.smart-client"
 
 # Answers that mean "this server cannot serve right now", worth one more try
-# elsewhere for a GET (the same list ``build_session`` retries in HAProxy mode).
+# elsewhere for a GET or a keyed write (the list ``build_session`` retries in
+# HAProxy mode), unless they carry Retry-After.
 RETRY_STATUSES = frozenset({502, 503, 504})
-# Methods that may be sent again after they may have reached a server.
-REPEATABLE_METHODS = frozenset({"GET", "HEAD"})
 HEALTH_PATH = "/v1/healthz"
 
 Timeout = float | tuple[float | None, float | None] | None
@@ -224,6 +227,15 @@ def never_sent(exc: requests.RequestException) -> bool:
     return False
 
 
+def _accident(response: requests.Response) -> bool:
+    """A 502/503/504 without ``Retry-After``: worth one more try on another server.
+
+    With ``Retry-After`` the platform answered on purpose (read-only mode, its
+    database down), and every other server would say the same.
+    """
+    return response.status_code in RETRY_STATUSES and not response.headers.get("Retry-After")
+
+
 class SmartAdapter(BaseAdapter):
     """A ``requests`` adapter that sends each request to a platform server of its own choosing."""
 
@@ -270,8 +282,8 @@ class SmartAdapter(BaseAdapter):
         candidates = self.pool.candidates()
         if not candidates:
             raise requests.ConnectionError("no platform servers in the pool", request=request)
-        repeatable = (request.method or "").upper() in REPEATABLE_METHODS
-        second_chance = repeatable  # one more server after a maybe-sent failure, GET only
+        repeatable = idempotency.safe_to_resend(request.method, request.headers)
+        second_chance = repeatable  # one more server after a maybe-sent failure: GET or keyed write
         failure: requests.RequestException | None = None
         held: requests.Response | None = None  # a 5xx kept in case no other server answers
         for index, server in enumerate(candidates):
@@ -292,7 +304,7 @@ class SmartAdapter(BaseAdapter):
                 raise
             # It answered, so it is up (this also rescues a last-resort server).
             self.pool.mark_up(server)
-            if response.status_code in RETRY_STATUSES and second_chance and not is_last:
+            if _accident(response) and second_chance and not is_last:
                 second_chance = False
                 held = response
                 continue

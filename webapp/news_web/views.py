@@ -3,7 +3,8 @@
 Post, "Platform layer": every page here is assembled from platform API calls;
 the web tier holds no data of its own. Post, "Load balancing": ``healthz`` is
 what the load balancer in front of the web servers asks to decide whether this
-server stays in the pool, so it is cheap and does not depend on the platform.
+server stays in the pool, so it is cheap and does not depend on the platform
+(``news_web.health`` says why).
 Post, "Off-line processing": the trending list and the suggestions beside a
 story and on the home page are precalculated by periodic tasks and map-reduce
 jobs; these pages only read them.
@@ -22,7 +23,7 @@ from django.template import loader
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from news_web import platform_client
+from news_web import health, platform_client
 from news_web.auth import current_user, login_required, logged_in_user
 from news_web.middleware import error_page
 from news_web.platform_models import UserRef
@@ -159,8 +160,19 @@ def following(request: HttpRequest, username: str) -> HttpResponse:
 
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    """``200 {"status": "ok", "server": ...}`` without touching the platform."""
-    return JsonResponse({"status": "ok", "server": settings.SCALESTACK_SERVER_NAME})
+    """``200 {"status": "ok", "server": ..., "platform": {...}}``; 503 ``"draining"`` while drained.
+
+    The platform report comes from memory (refreshed in the background) and
+    never fails the check: a shared dependency failing every web server's
+    check at once would turn a partial outage into a total one.
+    """
+    is_draining = health.draining()
+    body = {
+        "status": "draining" if is_draining else "ok",
+        "server": settings.SCALESTACK_SERVER_NAME,
+        "platform": health.watch.report(),
+    }
+    return JsonResponse(body, status=503 if is_draining else 200)
 
 
 # --- Error pages (wired in urls.py and settings.CSRF_FAILURE_VIEW) ----------------

@@ -14,8 +14,12 @@ entries once more after commit (a read between the first invalidation and the
 commit could have refilled one from rows not yet deleted). The rollups in
 ``domain_visits`` stay: that is what precalculating them was for.
 
-Also trimmed: published outbox events older than a day, and the record of
-periodic runs older than a month (a slot that old will never fire again).
+Also trimmed: published outbox events older than a day, the record of
+periodic runs older than a month (a slot that old will never fire again), and
+idempotency keys older than a day (``IDEMPOTENCY_KEYS_KEEP``): a client retries
+a write within seconds, so a key only has to outlive any sensible retry, and
+the purge at 00:20 deletes only keys older than the day before, so every key
+is honoured for at least 24 hours.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ WRITE_DB = "default"
 BATCH = 5000
 OUTBOX_KEEP = timedelta(days=1)
 RUNS_KEEP = timedelta(days=31)
+IDEMPOTENCY_KEYS_KEEP = timedelta(hours=24)
 
 SELECT_BATCH_SQL = "SELECT id, story_id FROM clicks WHERE clicked_at < %s ORDER BY id LIMIT %s"
 DELETE_BY_ID_SQL = "DELETE FROM clicks WHERE id = ANY(%s)"
@@ -67,6 +72,17 @@ def purge_clicks_before(cutoff: datetime, batch: int = BATCH) -> int:
             log.info("purge: deleted %d clicks of %d stories (before %s)", len(ids), len(stories), cutoff)
 
 
+def purge_idempotency_keys_before(cutoff: datetime) -> int:
+    """Delete the idempotency keys created before ``cutoff``; return how many.
+
+    A plain ``DELETE``: nothing caches the keys, and the ``created_at`` index
+    makes it one range scan.
+    """
+    with connections[WRITE_DB].cursor() as cursor:
+        cursor.execute("DELETE FROM idempotency_keys WHERE created_at < %s", [cutoff])
+        return cursor.rowcount
+
+
 def purge(slot: datetime) -> dict[str, Any]:
     """The purge for the day starting at ``slot``."""
     cutoff = slot - timedelta(days=int(getattr(settings, "CLICK_RETENTION_DAYS", 30)))
@@ -78,7 +94,14 @@ def purge(slot: datetime) -> dict[str, Any]:
         outbox = cursor.rowcount
         cursor.execute("DELETE FROM periodic_runs WHERE slot < %s", [slot - RUNS_KEEP])
         runs = cursor.rowcount
-    return {"clicks": clicks, "cutoff": cutoff.isoformat(), "outbox_events": outbox, "periodic_runs": runs}
+    keys = purge_idempotency_keys_before(slot - IDEMPOTENCY_KEYS_KEEP)
+    return {
+        "clicks": clicks,
+        "cutoff": cutoff.isoformat(),
+        "outbox_events": outbox,
+        "periodic_runs": runs,
+        "idempotency_keys": keys,
+    }
 
 
 purge_task = periodic_task("purge.clicks")(purge)
