@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 SCALESTACK := $(VENV)/bin/scalestack
 
-.PHONY: install run up down status test test-unit test-integration lock clean
+.PHONY: install run up down status test test-unit test-integration test-faults lock clean
 
 install:  ## install missing Debian packages and the virtualenv
 	@bash scripts/bootstrap.sh
@@ -20,15 +20,19 @@ down:  ## stop the background stack
 status:
 	@$(SCALESTACK) status
 
-test: install  ## unit tests, then integration tests against a private test stack
+test: install  ## unit tests, integration tests, then fault tests under load (each suite on a private stack)
 	$(VENV)/bin/python -m pytest tests/unit -q
 	$(VENV)/bin/python -m pytest tests/integration -q
+	$(VENV)/bin/python -m pytest tests/faults -q
 
 test-unit: install
 	$(VENV)/bin/python -m pytest tests/unit -q
 
 test-integration: install
 	$(VENV)/bin/python -m pytest tests/integration -q
+
+test-faults: install  ## faults under load (Locust), on the faults profile's stack; figures in var/faults/results.json
+	$(VENV)/bin/python -m pytest tests/faults -q
 
 lock:  ## re-pin every transitive dependency after changing pyproject.toml
 	$(VENV)/bin/pip freeze --exclude-editable --exclude scalestack > requirements/constraints.txt

@@ -481,6 +481,10 @@ class Topology:
             "PLATFORM_TOKEN": s["PLATFORM_TOKEN"],
             "PLATFORM_URL": self.platform_url,
             "PLATFORM_BALANCING": self.platform_balancing,
+            # Timeouts nest: one platform call, retried once elsewhere, must
+            # end before the front door gives up on this web server
+            # (hung_server_timeout), or a page would be cut off mid-retry.
+            "PLATFORM_TIMEOUT": str(self.hung_server_timeout / 2 - 0.5),
             "PLATFORM_SERVERS_FILE": str(self.platform_servers_file),
             "SCALESTACK_SERVER_NAME": process.name if process else "web-admin",
             "SCALESTACK_DRAIN_FILE": str(self.drain_file(process)) if process else "",

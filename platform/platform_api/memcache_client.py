@@ -4,7 +4,9 @@ The post's "In-memory caches" section spreads keys over several memcached nodes
 with consistent hashing in the client. pymemcache's ``HashClient`` does that and
 steps around a node that stops answering: after ``retry_attempts`` failures
 (``retry_timeout`` apart) it takes the node out of the ring, its keys hash to the
-other nodes, and after ``dead_timeout`` it puts the node back.
+other nodes, and after ``dead_timeout`` it puts the node back. This subclass
+keeps a dead node's keys where they are instead, uncached until it returns
+(:meth:`FlushOnReturnHashClient.remove_server` says why).
 
 That last step is the post's "Cache invalidation" problem in disguise. While a
 node was out, writes for its keys (write-throughs, generation bumps) landed on
@@ -107,6 +109,31 @@ class FlushOnReturnHashClient(HashClient):
         with _suspects_lock:
             _suspects.setdefault(self._make_client_key(server), time.time())
 
+    def remove_server(self, server: Any, port: Any = None) -> None:
+        """Mark a node dead *without* moving its keys onto the other nodes.
+
+        pymemcache takes a dead node out of the ring, so its keys hash to the
+        others while it is away. But each thread's client, in each process,
+        decides on its own when a node is dead and when it is back, so for a
+        while after the outage some clients write a key to the returned node
+        and others still read and write the copy on the fallback node: a
+        stale read (the fault suite saw it). Keeping the node in the ring and
+        skipping it instead (:meth:`_get_client`) means its keys are simply
+        not cached while it is down (they read as misses, and PostgreSQL
+        answers), so no second copy exists anywhere to go stale.
+        """
+        if port is not None:
+            server = (server, port)
+        self._failed_clients.pop(server, None)
+        self._dead_clients[server] = time.time()
+
+    def _get_client(self, key: str) -> Any:
+        """The key's node, or ``None`` (a miss, a skipped write) while that node is dead."""
+        client = super()._get_client(key)
+        if client is not None and client.server in self._dead_clients:
+            return None
+        return client
+
     def _retry_dead(self) -> None:
         """pymemcache's re-add of dead nodes, but only after a successful flush."""
         now = time.time()
@@ -117,9 +144,9 @@ class FlushOnReturnHashClient(HashClient):
             if now - dead_time <= self.dead_timeout:
                 continue
             if self._flush(server):
+                # Still in the ring (see remove_server): only stop skipping it.
                 del self._dead_clients[server]
                 self._failed_clients.pop(server, None)
-                self.add_server(server)
             else:
                 self._dead_clients[server] = now  # another dead_timeout out
 

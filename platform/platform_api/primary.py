@@ -55,6 +55,11 @@ APPLIED_ALL_RECEIVED_SQL = (
 )
 
 
+# After a failure, writes ask the primary first for this long, so that during
+# an outage each is refused at once instead of waiting for a pool timeout.
+RECENT_FAILURE_SECONDS = 60.0
+
+
 class PrimaryUnavailable(Exception):
     """The write pool (the primary) cannot take writes right now: the site is read-only."""
 
@@ -71,6 +76,21 @@ class PrimaryProbe:
         self.retry_seconds = retry_seconds
         self._local = threading.local()
         self._down_until = 0.0
+        self._last_failure = 0.0
+
+    def failed_recently(self) -> bool:
+        """True within ``RECENT_FAILURE_SECONDS`` of the last failure: an outage may be going on.
+
+        Only with PostgreSQL behind the write pool: the probe speaks its protocol
+        (the unit tests' SQLite settings have no primary to ask).
+        """
+        if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+            return False
+        return self._last_failure > 0 and time.monotonic() - self._last_failure < RECENT_FAILURE_SECONDS
+
+    def reset(self) -> None:
+        """Forget every failure (for tests that simulate an outage, then its end)."""
+        self._down_until = self._last_failure = 0.0
 
     def is_down(self) -> bool:
         """True while a recent failure says the primary is unreachable."""
@@ -80,7 +100,8 @@ class PrimaryProbe:
         """Remember that the primary failed; it is asked again after ``retry_seconds``."""
         if not self.is_down():
             log.warning("primary unavailable, read-only for %.1fs: %s", self.retry_seconds, reason)
-        self._down_until = time.monotonic() + self.retry_seconds
+        self._last_failure = time.monotonic()
+        self._down_until = self._last_failure + self.retry_seconds
         self._discard()
 
     def wal_lsn(self) -> str | None:
@@ -168,6 +189,15 @@ def _check_replica() -> bool:
 
 
 def ensure_writable() -> None:
-    """Raise :class:`PrimaryUnavailable` at once while the primary is known to be down."""
+    """Raise :class:`PrimaryUnavailable` at once while the primary is down.
+
+    In normal times this costs nothing: the write goes ahead, and if the
+    primary fails under it the read-only handler marks the probe down. For a
+    minute after any failure, each write first asks the primary (one cheap
+    query, failing in milliseconds through an empty write pool), so during an
+    outage no write waits for a pooled connection to time out.
+    """
     if probe.is_down():
+        raise PrimaryUnavailable("the primary database is unavailable")
+    if probe.failed_recently() and probe.wal_lsn() is None:
         raise PrimaryUnavailable("the primary database is unavailable")

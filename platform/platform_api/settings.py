@@ -59,6 +59,11 @@ def _database(url_var: str, default: str) -> dict:
             # stays on the server it was opened to. Recycling connections lets
             # the read pool spread them again after a replica returns.
             "max_lifetime": env.float("DATABASE_POOL_MAX_LIFETIME", default=60.0),
+            # psycopg_pool retries a failed connect with exponential backoff
+            # (1, 2, 4, 8 s...). After a 10 s outage of the primary that could
+            # leave the pool asleep for seconds after the primary is back;
+            # giving up after 2 s makes the next request start afresh at once.
+            "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_TIMEOUT", default=2.0),
         },
         "connect_timeout": 3,
     }
