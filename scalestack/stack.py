@@ -447,11 +447,19 @@ def offline_status(t: Topology) -> OfflineStatus:
 
 def _db_pool_up(t: Topology) -> bool:
     """Whether HAProxy reports the primary UP in both database pools (its runtime API)."""
-    stats = haproxy_command(t, "show stat").splitlines()
-    return all(
-        any(line.startswith(f"{pool},{t.postgres.name},") and ",UP," in line for line in stats)
-        for pool in ("db_write_pool", "db_read_pool")
-    )
+    stats = server_stats(t)
+    return all(stats.get((pool, t.postgres.name), {}).get("status") == "UP"
+               for pool in ("db_write_pool", "db_read_pool"))
+
+
+def server_stats(t: Topology) -> dict[tuple[str, str], dict[str, str]]:
+    """HAProxy's ``show stat``, one row per (proxy, server), fields by their CSV names."""
+    lines = haproxy_command(t, "show stat").splitlines()
+    if not lines:
+        return {}
+    header = lines[0].lstrip("# ").split(",")
+    rows = (dict(zip(header, line.split(","))) for line in lines[1:] if line.count(",") >= 2)
+    return {(row["pxname"], row["svname"]): row for row in rows}
 
 
 def haproxy_command(t: Topology, command: str) -> str:
@@ -484,15 +492,8 @@ def _pool_of(t: Topology, name: str) -> str:
 
 def server_sessions(t: Topology, pool: str, name: str) -> int | None:
     """Requests in flight on one server, from HAProxy's ``show stat`` (``scur``)."""
-    lines = haproxy_command(t, "show stat").splitlines()
-    if not lines:
-        return None
-    header = lines[0].lstrip("# ").split(",")
-    for line in lines[1:]:
-        fields = line.split(",")
-        if fields[:2] == [pool, name]:
-            return int(fields[header.index("scur")] or 0)
-    return None
+    row = server_stats(t).get((pool, name))
+    return int(row["scur"] or 0) if row else None
 
 
 def drain(t: Topology, name: str, timeout: float = 30) -> None:
@@ -621,5 +622,4 @@ def set_balancing(t: Topology, mode: str, say: Say = print) -> Topology:
 
 
 def _server_up(t: Topology, pool: str, name: str) -> bool:
-    return any(line.startswith(f"{pool},{name},") and ",UP" in line
-               for line in haproxy_command(t, "show stat").splitlines())
+    return server_stats(t).get((pool, name), {}).get("status") == "UP"
