@@ -6,7 +6,6 @@ never edited by hand.
 """
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import sys
@@ -14,10 +13,10 @@ from pathlib import Path
 
 import jinja2
 
+from scalestack.commands import PG_BIN, command, workers_per_server
 from scalestack.smartclient_config import write_platform_servers_file
-from scalestack.topology import REPO, Topology
+from scalestack.topology import REPO, Process, Topology
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(REPO)),
@@ -36,9 +35,9 @@ def env_line(values: dict[str, str]) -> str:
     return ",".join(f"{key}={quote(value)}" for key, value in values.items())
 
 
-def workers_per_server() -> int:
-    """gunicorn workers per web or platform server (threads handle I/O waits)."""
-    return int(os.environ.get("SCALESTACK_WORKERS", 2))
+def supervisor_command(t: Topology, process: Process) -> str:
+    """A process's command line as supervisord reads it (shell quoting, ``%`` doubled)."""
+    return shlex.join(command(t, process).argv).replace("%", "%%")
 
 
 def render_template(name: str, t: Topology, **extra: object) -> str:
@@ -46,6 +45,8 @@ def render_template(name: str, t: Topology, **extra: object) -> str:
     return _env.get_template(name).render(
         **extra,
         t=t,
+        command_line=lambda process: supervisor_command(t, process),
+        command_dir=lambda process: command(t, process).cwd,
         repo=REPO,
         venv=Path(sys.prefix),
         pg_bin=PG_BIN,
@@ -61,7 +62,7 @@ def rabbitmq_env(t: Topology) -> dict[str, str]:
     base = t.rabbitmq_base
     env = {
         "RABBITMQ_NODENAME": t.rabbitmq_nodename,
-        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_IP_ADDRESS": t.internal_bind,
         "RABBITMQ_NODE_PORT": str(t.rabbitmq.port),
         "RABBITMQ_DIST_PORT": str(t.rabbitmq_dist_port),
         "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),

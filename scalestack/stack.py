@@ -20,7 +20,8 @@ from typing import Callable, Iterable
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from scalestack.render import PG_BIN, render_all
+from scalestack.commands import PG_BIN
+from scalestack.render import render_all
 from scalestack.topology import REPO, Process, Topology
 
 Say = Callable[[str], None]
@@ -219,7 +220,7 @@ def _configure_postgres(t: Topology, server: Process) -> None:
         _as_pg_superuser(t, ["sh", "-c", f'printf "%s" "$0" > {conf}', wanted], check=True)
 
 
-def init_replica(t: Topology, say: Say) -> None:
+def init_replica(t: Topology, say: Say, drop_stale_slot: bool = True) -> None:
     """Make the streaming replica on first run: a base backup of the running primary.
 
     ``pg_basebackup -R`` writes ``standby.signal`` and the connection settings,
@@ -233,18 +234,22 @@ def init_replica(t: Topology, say: Say) -> None:
     say("creating the streaming replica (pg_basebackup from the primary)")
     shutil.rmtree(data, ignore_errors=True)
     data.parent.mkdir(parents=True, exist_ok=True)
-    # A slot left by a replica whose data directory was deleted would make -C fail.
-    psql(t, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = :'slot' AND NOT active", variables={"slot": t.replication_slot})
+    # A slot left by a replica whose data directory was deleted would make -C
+    # fail. (A container cannot reach the primary's socket: there, the
+    # backup reuses such a slot instead.)
+    if drop_stale_slot:
+        psql(t, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = :'slot' AND NOT active", variables={"slot": t.replication_slot})
     env = {**os.environ, "PGPASSWORD": t.secrets()["REPLICATION_PASSWORD"]}
     if t.run_as_root:
         _chown_postgres(data.parent)
-    result = _as_pg_superuser(
-        t,
-        [str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(t.postgres.port), "-U", "replicator",
-         "-D", str(data), "-X", "stream", "-R", "-C", "-S", t.replication_slot, "--checkpoint=fast"],
-        capture_output=True, text=True, env=env,
-    )
+    argv = [str(PG_BIN / "pg_basebackup"), "-h", t.postgres.host, "-p", str(t.postgres.port), "-U", "replicator",
+            "-D", str(data), "-X", "stream", "-R", "-C", "-S", t.replication_slot, "--checkpoint=fast"]
+    result = _as_pg_superuser(t, argv, capture_output=True, text=True, env=env)
+    if result.returncode != 0 and "already exists" in result.stderr:
+        shutil.rmtree(data, ignore_errors=True)
+        argv.remove("-C")
+        result = _as_pg_superuser(t, argv, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise StackError(f"pg_basebackup failed:\n{result.stdout}\n{result.stderr}")
     _configure_postgres(t, t.postgres_replica)

@@ -116,6 +116,28 @@ class Topology:
     slowstart_seconds: int = 5
     run_as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
 
+    # --- where things listen (the compose topology, scalestack/compose.py,
+    # overrides these: there every server is a container on a Docker network)
+    # Whether HAProxy finds the web and platform servers through DNS
+    # (``server-template`` and ``resolvers``) rather than a fixed list.
+    discovery: bool = False
+    # The address HAProxy's internal pools, PostgreSQL, memcached and RabbitMQ
+    # bind: loopback, where only this machine's processes reach them.
+    internal_bind: str = "127.0.0.1"
+    # Where the platform reaches HAProxy's internal pools.
+    internal_host: str = "127.0.0.1"
+    # Clients PostgreSQL accepts over TCP (pg_hba.conf).
+    pg_client_networks: tuple[str, ...] = ("127.0.0.1/32",)
+
+    def bind_address(self, process: Process) -> str:
+        """The ``host:port`` a server listens on."""
+        return process.address
+
+    @property
+    def stats_password(self) -> str | None:
+        """The password HAProxy's stats page asks for: none on loopback."""
+        return None
+
     # --- ports ------------------------------------------------------------
     def port(self, base: int) -> int:
         """A dev-profile port moved into this profile's range."""
@@ -301,7 +323,7 @@ class Topology:
     @property
     def platform_url(self) -> str:
         """How the web tier reaches the platform: through HAProxy's pool."""
-        return f"http://127.0.0.1:{self.platform_pool_port}"
+        return f"http://{self.internal_host}:{self.platform_pool_port}"
 
     # --- paths ------------------------------------------------------------
     @property
@@ -345,6 +367,11 @@ class Topology:
     def drain_file(self, process: Process) -> Path:
         """While this file exists the server's /healthz answers 503 (``scalestack drain``)."""
         return self.run / "drain" / process.name
+
+    @property
+    def static_logs(self) -> tuple[str, str]:
+        """nginx's access and error logs."""
+        return str(self.log / "static-access.log"), str(self.log / "static-error.log")
 
     @property
     def pg_socket_dir(self) -> Path:
@@ -416,17 +443,17 @@ class Topology:
     def rabbitmq_url(self) -> str:
         """AMQP URL of the private node (default vhost)."""
         password = self.secrets()["RABBITMQ_PASSWORD"]
-        return f"amqp://scalestack:{password}@127.0.0.1:{self.rabbitmq.port}/%2F"
+        return f"amqp://scalestack:{password}@{self.rabbitmq.host}:{self.rabbitmq.port}/%2F"
 
     @property
     def rabbitmq_management_url(self) -> str:
         """Base URL of RabbitMQ's management API."""
-        return f"http://127.0.0.1:{self.rabbitmq_management_port}"
+        return f"http://{self.rabbitmq.host}:{self.rabbitmq_management_port}"
 
     def database_url(self, port: int) -> str:
         """The platform's URL for one of HAProxy's database pools."""
         password = self.secrets()["DATABASE_PASSWORD"]
-        return f"postgres://scalestack:{password}@127.0.0.1:{port}/scalestack"
+        return f"postgres://scalestack:{password}@{self.internal_host}:{port}/scalestack"
 
     def platform_env(self, process: Process | None = None) -> dict[str, str]:
         """Environment of a platform server (the only tier with database credentials)."""
@@ -467,7 +494,7 @@ class Topology:
         return {
             "PGCHECK_DSN": (f"host=127.0.0.1 port={server.port} dbname=postgres user=scalestack_health "
                             f"password={self.secrets()['HEALTH_PASSWORD']} connect_timeout=2"),
-            "PGCHECK_LISTEN": check.address,
+            "PGCHECK_LISTEN": self.bind_address(check),
             "PGCHECK_SERVER": server.name,
             "PGCHECK_MAX_LAG": str(self.replica_max_lag),
         }
