@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 SCALESTACK := $(VENV)/bin/scalestack
 
-.PHONY: install run up down status test test-unit test-integration test-faults lock clean
+.PHONY: install run up down status test test-unit test-integration test-faults test-compose docker-setup lock clean
 
 install:  ## install missing Debian packages and the virtualenv
 	@bash scripts/bootstrap.sh
@@ -20,10 +20,11 @@ down:  ## stop the background stack
 status:
 	@$(SCALESTACK) status
 
-test: install  ## unit tests, integration tests, then fault tests under load (each suite on a private stack)
+test: install  ## unit, integration and fault tests (each on a private stack), then the compose stage
 	$(VENV)/bin/python -m pytest tests/unit -q
 	$(VENV)/bin/python -m pytest tests/integration -q
 	$(VENV)/bin/python -m pytest tests/faults -q
+	$(MAKE) --no-print-directory test-compose
 
 test-unit: install
 	$(VENV)/bin/python -m pytest tests/unit -q
@@ -33,6 +34,12 @@ test-integration: install
 
 test-faults: install  ## faults under load (Locust), on the faults profile's stack; figures in var/faults/results.json
 	$(VENV)/bin/python -m pytest tests/faults -q
+
+docker-setup:  ## Docker, docker-compose and the base image, for the compose stack
+	SCALESTACK_EXTRA_CA=$${SCALESTACK_EXTRA_CA-/etc/ssl/certs/ca-certificates.crt} bash scripts/docker-setup.sh
+
+test-compose: install docker-setup  ## build the images, `up` the compose stack, smoke and fault tests, `down -v`
+	$(VENV)/bin/python -m pytest tests/compose -q; status=$$?; rm -f docker/extra-ca/build-extra-ca.crt; exit $$status
 
 lock:  ## re-pin every transitive dependency after changing pyproject.toml
 	$(VENV)/bin/pip freeze --exclude-editable --exclude scalestack > requirements/constraints.txt

@@ -62,6 +62,8 @@ class ComposeTopology(Topology):
     pg_client_networks: tuple[str, ...] = ("127.0.0.1/32", "samenet")
     run_as_root: bool = False
     max_replicas: int = MAX_REPLICAS
+    # Where the host publishes the static host: the pages link to it there.
+    published_static_port: int = 8081
 
     @property
     def pg_superuser(self) -> str:
@@ -135,6 +137,11 @@ class ComposeTopology(Topology):
         return "rabbit@localhost"
 
     @property
+    def static_url(self) -> str:
+        """The static host as a browser on the host machine reaches it."""
+        return f"http://localhost:{self.published_static_port}/static/"
+
+    @property
     def static_logs(self) -> tuple[str, str]:
         """Containers log to their standard streams, for ``docker compose logs``."""
         return "/dev/stdout", "/dev/stderr"
@@ -176,4 +183,5 @@ def load() -> ComposeTopology:
         replica_max_lag=float(os.environ.get("SCALESTACK_REPLICA_MAX_LAG", 10)),
         rate_limit_requests=int(os.environ.get("SCALESTACK_RATE_LIMIT_REQUESTS", 300)),
         rate_limit_exempt=tuple(exempt.split()),
+        published_static_port=int(os.environ.get("SCALESTACK_STATIC_PORT") or 8081),
     )
