@@ -97,7 +97,7 @@ class Compose:
 
     def ids(self, service: str | None = None) -> list[str]:
         """Container ids of one service (or of the project), stopped ones included."""
-        return self.run("ps", "-q", *([service] if service else [])).split()
+        return self.run("ps", "-a", "-q", *([service] if service else [])).split()
 
     def states(self) -> dict[str, tuple[str, str, int]]:
         """Every container: (service, health or state, exit code)."""
