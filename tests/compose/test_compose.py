@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.compose.conftest import Compose
+from tests.faults.checks import missing_writes
 from tests.faults.loadgen import LoadRun
 from tests.faults.scenario import AFTER, DURING, assert_no_failures, warm_up
 from tests.integration.helpers import post_form, wait_until
@@ -139,14 +140,17 @@ def test_a_click_is_counted_by_the_beat_scheduled_rollup(compose_stack: Compose)
     assert holders == "1"
 
 
-def test_scaling_web_to_three_puts_all_three_to_work(compose_stack: Compose) -> None:
+def test_scaling_to_three_web_and_three_platform_servers_puts_all_to_work(compose_stack: Compose) -> None:
     c = compose_stack
-    c.run("up", "-d", "--no-recreate", "--scale", "web=3", "web")
+    c.run("up", "-d", "--no-recreate", "--scale", "web=3", "--scale", "platform=3", "web", "platform")
     c.wait_ready(180)
-    # HAProxy re-resolves the service name every second and fills a third slot.
+    # HAProxy re-resolves the service names every second and fills a third
+    # slot in each pool: no config edit, no reload.
     wait_until(lambda: len(c.up_servers("web_pool")) == 3, 30, "HAProxy to see three web servers UP")
-    web, _ = _served_by(c, "/", 30)
+    wait_until(lambda: len(c.up_servers("platform_pool")) == 3, 30, "HAProxy to see three platform servers UP")
+    web, platform = _served_by(c, "/", 45)
     assert len(web) == 3, web
+    assert len(platform) == 3, platform
 
 
 def test_stopping_a_web_container_under_load_fails_no_request(
@@ -170,3 +174,7 @@ def test_stopping_a_web_container_under_load_fails_no_request(
     assert_no_failures(result)
     served = {r["served_by"] for r in result.in_phase("after")}
     assert len(served) == 2, served
+    assert result.acknowledged("signup"), "no member signed up"
+    missing = missing_writes(c.t, result.acks, query=c.sql)
+    result.extra["acknowledged writes lost"] = len(missing)
+    assert not missing, missing[:10]

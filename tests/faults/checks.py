@@ -7,7 +7,8 @@ acknowledged is really there.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+import functools
+from typing import Any, Callable, Iterable
 
 from scalestack import stack
 from scalestack.topology import Topology
@@ -66,33 +67,36 @@ def _values(rows: Iterable[tuple[Any, ...]]) -> str:
     return ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
 
 
-def missing_writes(t: Topology, acks: list[dict[str, Any]]) -> list[str]:
+def missing_writes(t: Topology, acks: list[dict[str, Any]],
+                   query: Callable[[str], str] | None = None) -> list[str]:
     """Every acknowledged write (sign-up, story, vote, follow) that is not in the database.
 
-    Queried on the primary, which every acknowledged write was committed to.
+    Queried on the primary, which every acknowledged write was committed to:
+    over its socket, or with ``query`` (the compose suite's ``docker exec psql``).
     """
+    run = query or functools.partial(sql, t)
     missing: list[str] = []
     signups = {(a["user"],) for a in acks if a["ack"] == "signup"}
     stories = {(a["id"], a["title"]) for a in acks if a["ack"] == "story"}
     votes = {(a["user"], a["story"]) for a in acks if a["ack"] == "vote"}
     follows = {(a["user"], a["followee"]) for a in acks if a["ack"] == "follow"}
     if signups:
-        found = sql(t, f"SELECT v.name FROM (VALUES {_values(signups)}) v(name) "
-                       "LEFT JOIN users u ON u.username = v.name WHERE u.id IS NULL")
+        found = run(f"SELECT v.name FROM (VALUES {_values(signups)}) v(name) "
+                    "LEFT JOIN users u ON u.username = v.name WHERE u.id IS NULL")
         missing += [f"sign-up {name}" for name in found.split()]
     if stories:
-        found = sql(t, f"SELECT v.id FROM (VALUES {_values(stories)}) v(id, title) "
-                       "LEFT JOIN stories s ON s.id = v.id AND s.title = v.title WHERE s.id IS NULL")
+        found = run(f"SELECT v.id FROM (VALUES {_values(stories)}) v(id, title) "
+                    "LEFT JOIN stories s ON s.id = v.id AND s.title = v.title WHERE s.id IS NULL")
         missing += [f"story {story_id}" for story_id in found.split()]
     if votes:
-        found = sql(t, f"SELECT v.name || ' on ' || v.story FROM (VALUES {_values(votes)}) v(name, story) "
-                       "LEFT JOIN users u ON u.username = v.name "
-                       "LEFT JOIN votes x ON x.user_id = u.id AND x.story_id = v.story WHERE x.id IS NULL")
+        found = run(f"SELECT v.name || ' on ' || v.story FROM (VALUES {_values(votes)}) v(name, story) "
+                    "LEFT JOIN users u ON u.username = v.name "
+                    "LEFT JOIN votes x ON x.user_id = u.id AND x.story_id = v.story WHERE x.id IS NULL")
         missing += [f"vote by {row}" for row in found.splitlines()]
     if follows:
-        found = sql(t, f"SELECT v.name || ' -> ' || v.other FROM (VALUES {_values(follows)}) v(name, other) "
-                       "LEFT JOIN users a ON a.username = v.name LEFT JOIN users b ON b.username = v.other "
-                       "LEFT JOIN follows f ON f.follower_id = a.id AND f.followee_id = b.id WHERE f.id IS NULL")
+        found = run(f"SELECT v.name || ' -> ' || v.other FROM (VALUES {_values(follows)}) v(name, other) "
+                    "LEFT JOIN users a ON a.username = v.name LEFT JOIN users b ON b.username = v.other "
+                    "LEFT JOIN follows f ON f.follower_id = a.id AND f.followee_id = b.id WHERE f.id IS NULL")
         missing += [f"follow {row}" for row in found.splitlines()]
     return missing
 
