@@ -38,7 +38,8 @@ ROLE_COLOURS = {
     "haproxy": "red",
     "postgres": "red",
     "memcached": "red",
-    "static": "red",
+    "static-origin": "red",
+    "cdn-edge": "red",
     "rabbitmq": "red",
     "consumer": "blue",
     "worker": "blue",
@@ -87,7 +88,7 @@ def print_urls(t: Topology) -> None:
     table.add_row("the site (front door, HAProxy → web pool)", t.site_url)
     table.add_row("HAProxy stats (CSV: /stats;csv)", t.stats_url)
     table.add_row("platform API docs (through the platform pool)", f"{t.platform_url}/v1/docs")
-    table.add_row("static host (nginx)", t.static_url)
+    table.add_row("CDN edge → static origin (nginx; X-Cache-Status)", t.static_url)
     table.add_row("RabbitMQ management (user scalestack, see var/secrets.env)", f"{t.rabbitmq_management_url}/")
     console.print(table)
     console.print("demo users: any seeded name (e.g. see the front page), password [bold]password123[/]")

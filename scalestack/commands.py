@@ -63,9 +63,10 @@ def command(t: Topology, process: Process) -> Command:
         return Command(["/usr/lib/rabbitmq/bin/rabbitmq-server"], t.rabbitmq_base)
     if role == "haproxy":
         return Command(["/usr/sbin/haproxy", "-W", "-db", "-f", str(t.etc / "haproxy.cfg")])
-    if role == "static":
-        access_log, error_log = t.static_logs
-        return Command(["/usr/sbin/nginx", "-c", str(t.etc / "static.conf"), "-g", "daemon off;", "-e", error_log])
+    if role in ("static-origin", "cdn-edge"):
+        error_log = t.nginx_logs(process)[1]
+        return Command(["/usr/sbin/nginx", "-c", str(t.etc / f"{process.name}.conf"), "-g", "daemon off;",
+                        "-e", error_log])
     if role == "platform":
         return _gunicorn(t, process, "platform_api.wsgi", "platform", access_log=True)
     if role == "web":

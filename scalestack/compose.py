@@ -62,7 +62,7 @@ class ComposeTopology(Topology):
     pg_client_networks: tuple[str, ...] = ("127.0.0.1/32", "samenet")
     run_as_root: bool = False
     max_replicas: int = MAX_REPLICAS
-    # Where the host publishes the static host: the pages link to it there.
+    # Where the host publishes the CDN edge: the pages link to it there.
     published_static_port: int = 8081
 
     @property
@@ -117,9 +117,14 @@ class ComposeTopology(Topology):
         return Process("haproxy", "haproxy", self.front_port, host="haproxy")
 
     @property
-    def static(self) -> Process:
-        """The static host."""
-        return Process("static", "static", self.static_port, host="static")
+    def static_origin(self) -> Process:
+        """The static host, reachable only from the edge (the ``cdn`` network)."""
+        return Process("static-origin", "static-origin", self.static_origin_port, host="static-origin")
+
+    @property
+    def cdn_edge(self) -> Process:
+        """The CDN edge, published on the host."""
+        return Process("cdn-edge", "cdn-edge", self.static_port, host="cdn-edge")
 
     @property
     def rabbitmq(self) -> Process:
@@ -142,7 +147,11 @@ class ComposeTopology(Topology):
         return f"http://localhost:{self.published_static_port}/static/"
 
     @property
-    def static_logs(self) -> tuple[str, str]:
+    def media_url(self) -> str:
+        """User uploads, through the edge as the host publishes it."""
+        return f"http://localhost:{self.published_static_port}/media/"
+
+    def nginx_logs(self, process: Process) -> tuple[str, str]:
         """Containers log to their standard streams, for ``docker compose logs``."""
         return "/dev/stdout", "/dev/stderr"
 

@@ -11,7 +11,7 @@ the native stack, and starts it with the same command line
 healthcheck: exit 0 when the server does its job, 1 otherwise.
 
 Roles: postgres, postgres-replica, pgcheck-postgres, pgcheck-postgres-replica,
-memcached, rabbitmq, haproxy, static, platform, web, fanout, clicks, worker,
+memcached, rabbitmq, haproxy, static-origin, cdn-edge, platform, web, fanout, clicks, worker,
 beat, and the one-shot jobs migrate and seed.
 """
 from __future__ import annotations
@@ -32,14 +32,15 @@ from scalestack.topology import REPO, Process
 # a server starts, so a healthcheck (every few seconds) stays cheap.
 
 SERVER_ROLES = ("postgres", "postgres-replica", "pgcheck-postgres", "pgcheck-postgres-replica",
-                "memcached", "rabbitmq", "haproxy", "static")
+                "memcached", "rabbitmq", "haproxy", "static-origin", "cdn-edge")
 APP_ROLES = ("platform", "web", "fanout", "clicks", "worker", "beat")
 JOBS = ("migrate", "seed")
 
 # Which templates each server needs, and where the rendered copy goes.
 TEMPLATES = {
     "haproxy": [("haproxy/haproxy.cfg.j2", "haproxy.cfg")],
-    "static": [("nginx/static.conf.j2", "static.conf")],
+    "static-origin": [("nginx/static-origin.conf.j2", "static-origin.conf")],
+    "cdn-edge": [("nginx/cdn-edge.conf.j2", "cdn-edge.conf")],
     "rabbitmq": [("rabbitmq/rabbitmq.conf.j2", "rabbitmq.conf"), ("rabbitmq/enabled_plugins.j2", "enabled_plugins")],
     "postgres": [("postgres/postgresql.conf.j2", "postgresql.conf"), ("postgres/pg_hba.conf.j2", "pg_hba.conf")],
     "postgres-replica": [("postgres/postgresql.conf.j2", "postgresql-replica.conf"),
@@ -65,9 +66,10 @@ def render(t: ComposeTopology, role: str) -> None:
     """Write the role's configs under ``/var/lib/scalestack/etc``."""
     from scalestack.render import render_template
 
-    for folder in (t.etc, t.run, t.log, t.var / "tmp" / "nginx"):
+    for folder in (t.etc, t.run, t.log, t.var / "tmp" / "nginx" / role, t.edge_cache.parent):
         folder.mkdir(parents=True, exist_ok=True)
-    server = t.postgres_replica if role == "postgres-replica" else t.postgres
+    server = {"postgres-replica": t.postgres_replica, "static-origin": t.static_origin,
+              "cdn-edge": t.cdn_edge, "haproxy": t.haproxy, "rabbitmq": t.rabbitmq}.get(role, t.postgres)
     for template, name in TEMPLATES.get(role, []):
         target = t.etc / name
         target.write_text(render_template(template, t, server=server))
@@ -114,7 +116,7 @@ def run(role: str) -> None:
         return
     if role.startswith("pgcheck-"):
         process = t.pgcheck_for(t.get(role.removeprefix("pgcheck-")))
-    elif role in ("postgres", "postgres-replica", "rabbitmq", "haproxy", "static"):
+    elif role in ("postgres", "postgres-replica", "rabbitmq", "haproxy", "static-origin", "cdn-edge"):
         process = t.get(role)
     else:
         process = process_for(t, role)
@@ -187,8 +189,8 @@ def healthy(role: str) -> bool:
         # The process answers; whether it has servers to send to is the pools'
         # business (the stats page shows it).
         return _http_status(t.stats_port, "/stats;csv", auth=f"admin:{t.stats_password}") == 200
-    if role == "static":
-        return _http_status(t.static_port, "/healthz") == 200
+    if role in ("static-origin", "cdn-edge"):
+        return _http_status(t.get(role).port, "/healthz") == 200
     if role == "web":
         return _http_status(t.web[0].port, "/healthz") == 200
     if role == "platform":

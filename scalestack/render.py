@@ -78,22 +78,23 @@ def rabbitmq_env(t: Topology) -> dict[str, str]:
 
 def render_all(t: Topology) -> dict[str, Path]:
     """Write every rendered config under ``var/etc``; return them by name."""
-    for folder in (t.etc, t.log, t.run, t.var / "tmp" / "nginx", t.static_root):
+    nginx_temp = [t.var / "tmp" / "nginx" / p.name for p in (t.static_origin, t.cdn_edge)]
+    for folder in (t.etc, t.log, t.run, *nginx_temp, t.static_root, t.media_root, t.edge_cache.parent):
         folder.mkdir(parents=True, exist_ok=True)
+    # Each rendered file: (template, target, the process it configures).
     outputs = {
-        "haproxy": ("haproxy/haproxy.cfg.j2", t.etc / "haproxy.cfg"),
-        "supervisord": ("supervisor/supervisord.conf.j2", t.supervisor_conf),
-        "static": ("nginx/static.conf.j2", t.etc / "static.conf"),
-        "postgresql": ("postgres/postgresql.conf.j2", t.pg_conf_of(t.postgres)),
-        "postgresql_replica": ("postgres/postgresql.conf.j2", t.pg_conf_of(t.postgres_replica)),
-        "pg_hba": ("postgres/pg_hba.conf.j2", t.etc / "pg_hba.conf"),
-        "rabbitmq": ("rabbitmq/rabbitmq.conf.j2", t.etc / "rabbitmq.conf"),
-        "rabbitmq_plugins": ("rabbitmq/enabled_plugins.j2", t.etc / "enabled_plugins"),
+        "haproxy": ("haproxy/haproxy.cfg.j2", t.etc / "haproxy.cfg", t.haproxy),
+        "supervisord": ("supervisor/supervisord.conf.j2", t.supervisor_conf, None),
+        "static-origin": ("nginx/static-origin.conf.j2", t.etc / "static-origin.conf", t.static_origin),
+        "cdn-edge": ("nginx/cdn-edge.conf.j2", t.etc / "cdn-edge.conf", t.cdn_edge),
+        "postgresql": ("postgres/postgresql.conf.j2", t.pg_conf_of(t.postgres), t.postgres),
+        "postgresql_replica": ("postgres/postgresql.conf.j2", t.pg_conf_of(t.postgres_replica), t.postgres_replica),
+        "pg_hba": ("postgres/pg_hba.conf.j2", t.etc / "pg_hba.conf", t.postgres),
+        "rabbitmq": ("rabbitmq/rabbitmq.conf.j2", t.etc / "rabbitmq.conf", t.rabbitmq),
+        "rabbitmq_plugins": ("rabbitmq/enabled_plugins.j2", t.etc / "enabled_plugins", t.rabbitmq),
     }
     written: dict[str, Path] = {}
-    for key, (template, target) in outputs.items():
-        # The one PostgreSQL template serves both servers.
-        server = t.postgres_replica if key == "postgresql_replica" else t.postgres
+    for key, (template, target, server) in outputs.items():
         text = render_template(template, t, server=server)
         # Write to a temporary file and rename, so a process reading the config
         # (an HAProxy reload, say) never sees half of it.

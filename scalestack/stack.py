@@ -403,10 +403,11 @@ def up(t: Topology, say: Say = print, seed: bool = True) -> None:
     say("collecting static files for nginx")
     manage(t, "web", "collectstatic", "--noinput", quiet=True)
 
-    say("starting the platform, web and static servers")
+    say("starting the platform and web servers, the static origin and the CDN edge")
     _start_all(t, t.platform, lambda p: http_ok(p.host, p.port, "/v1/healthz"), 60)
     _start_all(t, t.web, lambda p: http_ok(p.host, p.port, "/healthz"), 60)
-    _start_all(t, [t.static], lambda p: http_ok(p.host, p.port, "/healthz"), 20)
+    # The static origin, then the CDN edge in front of it.
+    _start_all(t, [t.static_origin, t.cdn_edge], lambda p: http_ok(p.host, p.port, "/healthz"), 20)
     wait_for(lambda: http_ok("127.0.0.1", t.front_port, "/healthz"), 20, "the front door")
 
     say("starting the off-line pool: consumers, Celery workers, schedulers")

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 # pools (the post's localhost:9000, :9001 and :9002) and the static host are
 # fixed; the servers behind them sit on ports of their own.
 FRONT_PORT = 8080
-STATIC_PORT = 8081
+STATIC_PORT = 8081  # the CDN edge: the only static address pages use
+STATIC_ORIGIN_PORT = 8082  # the static host behind it; only the edge talks to it
 STATS_PORT = 8404
 PLATFORM_POOL_PORT = 9000
 DB_READ_POOL_PORT = 9001
@@ -150,8 +151,13 @@ class Topology:
 
     @property
     def static_port(self) -> int:
-        """The static host (nginx)."""
+        """The CDN edge (nginx with proxy_cache): pages load every asset and avatar here."""
         return self.port(STATIC_PORT)
+
+    @property
+    def static_origin_port(self) -> int:
+        """The static host behind the edge (nginx serving files)."""
+        return self.port(STATIC_ORIGIN_PORT)
 
     @property
     def stats_port(self) -> int:
@@ -234,9 +240,14 @@ class Topology:
         return Process("haproxy", "haproxy", self.front_port, host=self.front_bind)
 
     @property
-    def static(self) -> Process:
-        """nginx serving the collected static files."""
-        return Process("static", "static", self.static_port)
+    def static_origin(self) -> Process:
+        """nginx serving the collected static files and user uploads: the post's static.example.com."""
+        return Process("static-origin", "static-origin", self.static_origin_port)
+
+    @property
+    def cdn_edge(self) -> Process:
+        """nginx with proxy_cache in front of the origin: the post's CDN, a read-through cache."""
+        return Process("cdn-edge", "cdn-edge", self.static_port)
 
     @property
     def rabbitmq(self) -> Process:
@@ -291,7 +302,8 @@ class Topology:
             self.haproxy,
             *self.platform,
             *self.web,
-            self.static,
+            self.static_origin,
+            self.cdn_edge,
             *self.offline,
         ]
 
@@ -312,8 +324,13 @@ class Topology:
 
     @property
     def static_url(self) -> str:
-        """The prefix pages load static files from (the static host, not the web servers)."""
+        """The prefix pages load static files from (the CDN edge, never the web servers)."""
         return f"http://localhost:{self.static_port}/static/"
+
+    @property
+    def media_url(self) -> str:
+        """The prefix of user uploads (avatars), also through the edge."""
+        return f"http://localhost:{self.static_port}/media/"
 
     @property
     def stats_url(self) -> str:
@@ -368,10 +385,19 @@ class Topology:
         """While this file exists the server's /healthz answers 503 (``scalestack drain``)."""
         return self.run / "drain" / process.name
 
+    def nginx_logs(self, process: Process) -> tuple[str, str]:
+        """An nginx server's access and error logs."""
+        return str(self.log / f"{process.name}-access.log"), str(self.log / f"{process.name}-error.log")
+
     @property
-    def static_logs(self) -> tuple[str, str]:
-        """nginx's access and error logs."""
-        return str(self.log / "static-access.log"), str(self.log / "static-error.log")
+    def media_root(self) -> Path:
+        """User uploads: the platform writes them, the static origin serves them."""
+        return self.var / "media"
+
+    @property
+    def edge_cache(self) -> Path:
+        """The CDN edge's cache (nginx proxy_cache_path)."""
+        return self.var / "cache" / "edge"
 
     @property
     def pg_socket_dir(self) -> Path:
@@ -476,6 +502,7 @@ class Topology:
             # Recycle pooled connections so the read pool rebalances after a
             # server returns (the test profiles quickly, to keep tests short).
             "DATABASE_POOL_MAX_LIFETIME": "60" if self.profile == "dev" else "10",
+            "MEDIA_ROOT": str(self.media_root),
             "RABBITMQ_URL": self.rabbitmq_url,
             "RABBITMQ_MANAGEMENT_URL": self.rabbitmq_management_url,
             **self.schedule_env(),
@@ -516,6 +543,7 @@ class Topology:
             "SCALESTACK_SERVER_NAME": process.name if process else "web-admin",
             "SCALESTACK_DRAIN_FILE": str(self.drain_file(process)) if process else "",
             "STATIC_URL": self.static_url,
+            "MEDIA_URL": self.media_url,
             "STATIC_ROOT": str(self.static_root),
         }
 

@@ -22,6 +22,8 @@ declare -A NEEDED=(
     [/usr/lib/python3.11/venv/__init__.py]=python3.11-venv
     [/usr/sbin/runuser]=util-linux
     [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
+    # The browser test (tests/integration/test_browser.py) drives it with Playwright.
+    [/usr/bin/chromium]=chromium
 )
 missing=()
 for path in "${!NEEDED[@]}"; do

@@ -27,11 +27,11 @@ from typing import Any
 from django.conf import settings
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from ninja import NinjaAPI
+from ninja import File, NinjaAPI, UploadedFile
 from ninja.security import HttpBearer
 from psycopg_pool import PoolTimeout
 
-from platform_api import health, read_only, repository, rules
+from platform_api import avatars, health, read_only, repository, rules
 from platform_api.idempotency import IdempotencyError, idempotent
 from platform_api.primary import PrimaryUnavailable
 from platform_api.schemas import (
@@ -85,6 +85,8 @@ api = NinjaAPI(
 ERRORS: dict[int, Any] = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 503: ErrorOut}
 # Writes may also answer 409: a conflict, or their Idempotency-Key still in use.
 WRITE_ERRORS: dict[int, Any] = {**ERRORS, 409: ErrorOut}
+# An upload may also be too large (413) or not an accepted image (415).
+UPLOAD_ERRORS: dict[int, Any] = {**WRITE_ERRORS, 413: ErrorOut, 415: ErrorOut}
 
 
 # --------------------------------------------------------------------------
@@ -127,6 +129,12 @@ def _data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
     # Validation should stop such values first; this is the safety net.
     log.warning("data error answered as 400: %s", exc)
     return _error(request, 400, "a value in the request is out of range or malformed")
+
+
+@api.exception_handler(avatars.AvatarRejected)
+def _avatar_rejected(request: HttpRequest, exc: avatars.AvatarRejected) -> HttpResponse:
+    # 413 too large, 415 not an accepted image, 422 too many pixels.
+    return _error(request, exc.status, str(exc))
 
 
 @api.exception_handler(IdempotencyError)
@@ -262,6 +270,21 @@ def unfollow(request: HttpRequest, user_id: rules.RowId, other_id: rules.RowId) 
     """``user_id`` stops following ``other_id``; doing it again changes nothing."""
     changed, user, other = repository.unfollow(user_id, other_id)
     return {"changed": changed, "user": user, "other": other}
+
+
+@api.put("/users/{user_id}/avatar", response={200: UserOut, **UPLOAD_ERRORS}, tags=["users"])
+@idempotent
+def set_avatar(request: HttpRequest, user_id: rules.RowId, file: File[UploadedFile]) -> dict[str, Any]:
+    """Replace the user's avatar with the uploaded ``file`` (multipart); the user comes back.
+
+    A JPEG, PNG, GIF or WebP of at most 2 MiB and 4096x4096 pixels, stored as
+    a 256x256 WebP under a new, content-versioned name (see :mod:`.avatars`).
+    The file is written before the row names it, so a committed ``avatar``
+    always exists; bad input is refused before either.
+    """
+    _user_or_404(user_id)  # no file for a user who does not exist
+    webp = avatars.normalise(avatars.read_upload(file))
+    return repository.set_avatar(user_id, avatars.store(user_id, webp))
 
 
 @api.get("/users/{user_id}/home", response={200: StoryPageOut, **ERRORS}, tags=["follows"])

@@ -12,7 +12,8 @@ from typing import Literal
 
 from django.conf import settings
 
-KEY_SCHEMA_VERSION = 1
+# 2: user objects carry ``avatar``.
+KEY_SCHEMA_VERSION = 2
 
 # Objects are kept fresh by write-through, so they may live long; the TTL only
 # bounds how long an unused object occupies memory.

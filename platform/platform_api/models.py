@@ -24,6 +24,11 @@ class User(AbstractUser):
     following_count = models.PositiveIntegerField(default=0)
     stories_count = models.PositiveIntegerField(default=0)
     karma = models.IntegerField(default=0)
+    # The current avatar's path under MEDIA_ROOT (``avatars/<id>/<hash>.webp``,
+    # see platform_api/avatars.py), or "" for none. ``db_default`` as well, so
+    # bulk loads that name their columns (the seed command's COPY) need not
+    # know about it.
+    avatar = models.CharField(max_length=200, blank=True, default="", db_default="")
     version = models.BigIntegerField(default=1)
 
     class Meta:

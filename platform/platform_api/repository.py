@@ -63,6 +63,7 @@ USER_FIELDS = (
     "following_count",
     "stories_count",
     "karma",
+    "avatar",
     "version",
 )
 STORY_FIELDS = ("id", "author_id", "author__username", "title", "url", "text", "votes", "created_at", "version")
@@ -406,6 +407,21 @@ def _user_with_password(username: str) -> User | None:
         if user is not None:
             return user
     return None
+
+
+def set_avatar(user_id: int, avatar: str) -> UserDict:
+    """Point the user at a new avatar file (already stored) and write the user through.
+
+    The same path as a counter change: the update bumps ``version`` in one
+    transaction, and the fresh row is written through after commit, so the
+    next read of the user is the new avatar, never the old one.
+    """
+    with transaction.atomic(using=WRITE_DB):
+        if not _bump_user(user_id, avatar=avatar):
+            raise NotFound(f"user {user_id} not found")
+        fresh = _fetch_users([user_id], WRITE_DB)[user_id]
+        cache.write_through_on_commit(cache_keys.user_cache_key(user_id), fresh)
+    return fresh
 
 
 # --------------------------------------------------------------------------

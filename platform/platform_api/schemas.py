@@ -80,6 +80,8 @@ class UserOut(Schema):
     following_count: int
     stories_count: int
     karma: int
+    # The avatar's path under the web tier's MEDIA_URL, or "" for none.
+    avatar: str
     version: int
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent
+# platform/platform_api/settings.py -> the repository root (for var/ defaults).
+REPO_ROOT = BASE_DIR.parent.parent
 env = environ.Env()
 
 SECRET_KEY: str = env.str("DJANGO_SECRET_KEY")
@@ -32,6 +34,11 @@ AUTH_USER_MODEL = "platform_api.User"
 MIDDLEWARE = [
     "platform_api.middleware.ServedByMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Avatar uploads: an oversized body is refused unread, the rest is kept
+    # for the idempotency fingerprint (see the class docstring) ...
+    "platform_api.avatars.UploadLimitMiddleware",
+    # ... then parsed for PUT, which Django itself only does for POST.
+    "ninja.compatibility.files.fix_request_files_middleware",
 ]
 ROOT_URLCONF = "platform_api.urls"
 # Only django-ninja's interactive docs page (/v1/docs) renders a template.
@@ -108,6 +115,10 @@ MEMCACHED_RETRY_ATTEMPTS: int = env.int("MEMCACHED_RETRY_ATTEMPTS", default=1)
 MEMCACHED_RETRY_TIMEOUT: float = env.float("MEMCACHED_RETRY_TIMEOUT", default=1.0)
 MEMCACHED_DEAD_TIMEOUT: float = env.float("MEMCACHED_DEAD_TIMEOUT", default=5.0)
 CACHE_KEY_PREFIX: str = env.str("CACHE_KEY_PREFIX", default="ss")
+
+# User uploads (avatars, platform_api/avatars.py) are written here and served
+# from here by the static host (nginx, behind a CDN), never by this service.
+MEDIA_ROOT: Path = Path(env.str("MEDIA_ROOT", default=str(REPO_ROOT / "var" / "media")))
 
 # Test-only hooks (a slow read-through fill, to reproduce the stale-fill race).
 # Never on in the dev stack; the test stack turns it on explicitly.

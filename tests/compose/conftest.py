@@ -195,7 +195,8 @@ def load_run(compose_stack: Compose) -> Callable[[str], LoadRun]:
 
     def make(fault: str) -> LoadRun:
         slug = fault.replace(" ", "-")
-        return LoadRun(compose_stack.t, fault, slug, keep)
+        # Two users a second: some twenty containers share the two cores here.
+        return LoadRun(compose_stack.t, fault, slug, keep, spawn_rate=2)
 
     return make
 

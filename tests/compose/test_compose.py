@@ -18,7 +18,7 @@ from tests.compose.conftest import Compose
 from tests.faults.checks import missing_writes
 from tests.faults.loadgen import LoadRun
 from tests.faults.scenario import AFTER, DURING, assert_no_failures, warm_up
-from tests.integration.helpers import post_form, wait_until
+from tests.integration.helpers import csrf_token, post_form, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -47,7 +47,7 @@ def _signup(c: Compose) -> tuple[str, requests.Session]:
 def test_every_container_is_healthy_and_the_site_is_seeded(compose_stack: Compose) -> None:
     c = compose_stack
     services = sorted({service for service, _, _ in c.states().values()})
-    assert services == sorted(["haproxy", "web", "platform", "static", "postgres", "postgres-replica",
+    assert services == sorted(["haproxy", "web", "platform", "static-origin", "cdn-edge", "postgres", "postgres-replica",
                                "pgcheck-postgres", "pgcheck-postgres-replica", "memcached-1", "memcached-2",
                                "rabbitmq", "migrate", "seed", "fanout", "clicks", "worker", "beat"])
     assert c.not_ready() == []
@@ -63,7 +63,7 @@ def test_every_container_is_healthy_and_the_site_is_seeded(compose_stack: Compos
         assert c.run("port", service, port, check=False).strip() in ("", ":0")
 
 
-def test_pages_load_hashed_assets_from_the_static_host(compose_stack: Compose) -> None:
+def test_pages_load_hashed_assets_through_the_cdn_edge(compose_stack: Compose) -> None:
     c = compose_stack
     html = requests.get(c.site + "/", timeout=10).text
     assets = re.findall(r'(?:href|src)="(http://localhost:\d+/static/[^"]+)"', html)
@@ -75,8 +75,36 @@ def test_pages_load_hashed_assets_from_the_static_host(compose_stack: Compose) -
         response = requests.get(url.replace("localhost", "127.0.0.1"), timeout=10)
         assert response.status_code == 200
         assert "immutable" in response.headers["Cache-Control"]
+        # The CDN edge has it now (the first page load, or this request, fetched it).
+        again = requests.get(url.replace("localhost", "127.0.0.1"), timeout=10)
+        assert again.headers["X-Cache-Status"] == "HIT"
     # The web servers serve no static files.
     assert requests.get(c.site + "/static/" + assets[0].split("/static/", 1)[1], timeout=10).status_code == 404
+
+
+def test_an_uploaded_avatar_is_served_by_the_edge_from_the_shared_volume(compose_stack: Compose) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    c = compose_stack
+    username, session = _signup(c)
+    image = BytesIO()
+    Image.new("RGB", (80, 80), (250, 120, 0)).save(image, "PNG")
+    form = session.get(f"{c.site}/settings/avatar", timeout=10)
+    response = session.post(f"{c.site}/settings/avatar", data={"csrfmiddlewaretoken": csrf_token(form.text)},
+                            files={"file": ("orange.png", image.getvalue(), "image/png")},
+                            allow_redirects=False, timeout=20)
+    assert response.status_code == 302, response.text[:500]
+    page = requests.get(f"{c.site}/u/{username}", timeout=10).text
+    url = re.search(r'<img[^>]+src="(http://localhost:\d+/media/[^"]+)"', page).group(1)
+    assert url.startswith(f"http://localhost:{c.t.static_port}/media/avatars/")
+    # A platform container wrote it to the media volume; the origin serves it
+    # read-only; the edge caches it.
+    first = requests.get(url.replace("localhost", "127.0.0.1"), timeout=10)
+    assert first.status_code == 200 and first.headers["Content-Type"] == "image/webp"
+    assert first.headers["X-Cache-Status"] == "MISS"
+    assert requests.get(url.replace("localhost", "127.0.0.1"), timeout=10).headers["X-Cache-Status"] == "HIT"
 
 
 def test_haproxy_balances_over_the_web_and_platform_replicas(compose_stack: Compose) -> None:
@@ -140,7 +168,7 @@ def test_a_click_is_counted_by_the_beat_scheduled_rollup(compose_stack: Compose)
     assert holders == "1"
 
 
-def test_scaling_to_three_web_and_three_platform_servers_puts_all_to_work(compose_stack: Compose) -> None:
+def test_scaling_to_three_web_and_three_platform_servers_puts_all_to_work_and_back(compose_stack: Compose) -> None:
     c = compose_stack
     c.run("up", "-d", "--no-recreate", "--scale", "web=3", "--scale", "platform=3", "web", "platform")
     c.wait_ready(180)
@@ -151,6 +179,11 @@ def test_scaling_to_three_web_and_three_platform_servers_puts_all_to_work(compos
     web, platform = _served_by(c, "/", 45)
     assert len(web) == 3, web
     assert len(platform) == 3, platform
+    # And back: the removed container's slot empties, the pool carries on.
+    c.run("up", "-d", "--no-recreate", "--scale", "platform=2", "platform")
+    wait_until(lambda: len(c.up_servers("platform_pool")) == 2, 30, "HAProxy to drop the third platform server")
+    _, platform = _served_by(c, "/", 10)
+    assert len(platform) == 2, platform
 
 
 def test_stopping_a_web_container_under_load_fails_no_request(

@@ -197,8 +197,13 @@ class LoadRun:
     session's report), also when the test failed half-way.
     """
 
-    def __init__(self, t: Topology, fault: str, slug: str, on_result: Callable[[LoadResult], None]) -> None:
+    def __init__(self, t: Topology, fault: str, slug: str, on_result: Callable[[LoadResult], None],
+                 spawn_rate: float | None = None) -> None:
         self.t = t
+        # Users started per second (default: all at once). Every member signs
+        # up as it starts, and a sign-up hashes a password (PBKDF2, about half
+        # a second of CPU): a slower start spreads them out on a busy machine.
+        self.spawn_rate = spawn_rate or float(MEMBERS + READERS)
         self.fault = fault
         self.on_result = on_result
         folder = t.var / "load"
@@ -218,7 +223,7 @@ class LoadRun:
                "LOADGEN_MAX_REQUESTS": str(MAX_REQUESTS), "LOADGEN_MEMBERS": str(MEMBERS),
                "LOADGEN_READERS": str(READERS)}
         argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-                "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{MAX_SECONDS}s",
+                "--users", str(users), "--spawn-rate", str(self.spawn_rate), "--run-time", f"{MAX_SECONDS}s",
                 "--stop-timeout", "5", "--host", f"http://127.0.0.1:{self.t.front_port}",
                 "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
         with self.output_path.open("wb") as output:

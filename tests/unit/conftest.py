@@ -165,6 +165,7 @@ class WebFakePlatform(BaseAdapter):
             "following_count": 0,
             "stories_count": 0,
             "karma": 0,
+            "avatar": "",
             "version": 1,
         }
         return {**data, **overrides}
@@ -194,7 +195,9 @@ class WebFakePlatform(BaseAdapter):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         """Record the call and build the registered answer."""
         parts = urlsplit(request.url or "")
-        body = json.loads(request.body) if request.body else None
+        # JSON is decoded for the tests; anything else (a multipart upload) is kept as sent.
+        is_json = request.headers.get("Content-Type", "").startswith("application/json")
+        body = (json.loads(request.body) if is_json else request.body) if request.body else None
         call = WebPlatformCall(
             method=str(request.method),
             path=parts.path,

@@ -90,8 +90,11 @@ def test_servers_listen_on_every_container_address_and_postgres_admits_the_netwo
     assert "trust" not in hba
     rabbit = render_template("rabbitmq/rabbitmq.conf.j2", ct, server=ct.postgres)
     assert "listeners.tcp.default = 0.0.0.0:5672" in rabbit
-    nginx = render_template("nginx/static.conf.j2", ct, server=ct.postgres)
-    assert "listen 0.0.0.0:8081;" in nginx and "access_log /dev/stdout;" in nginx
+    edge = render_template("nginx/cdn-edge.conf.j2", ct, server=ct.cdn_edge)
+    assert "listen 0.0.0.0:8081;" in edge and "access_log /dev/stdout;" in edge
+    assert "server static-origin:8082;" in edge
+    origin = render_template("nginx/static-origin.conf.j2", ct, server=ct.static_origin)
+    assert "listen 0.0.0.0:8082;" in origin and "alias /var/lib/scalestack/media/;" in origin
     assert command(ct, ct.memcached[0]).argv[:5] == ["/usr/bin/memcached", "-l", "0.0.0.0", "-p", "11211"]
 
 
@@ -147,14 +150,17 @@ def test_the_services_are_the_compose_topologys_hosts(services: dict[str, dict],
 
 def test_only_the_front_door_stats_and_static_host_are_published_on_loopback(services: dict[str, dict]) -> None:
     published = {name: s["ports"] for name, s in services.items() if "ports" in s}
-    assert set(published) == {"haproxy", "static"}
+    assert set(published) == {"haproxy", "cdn-edge"}
     for ports in published.values():
         assert all(p.startswith("127.0.0.1:") for p in ports)
     for name in ("postgres", "postgres-replica", "memcached-1", "memcached-2", "rabbitmq", "platform"):
         assert services[name]["networks"] == ["back"], name
     assert services["haproxy"]["networks"] == ["front", "back"]
     assert services["web"]["networks"] == ["front"]
-    assert yaml.safe_load(COMPOSE_FILE.read_text())["networks"]["back"]["internal"] is True
+    assert services["static-origin"]["networks"] == ["cdn"]
+    assert services["cdn-edge"]["networks"] == ["front", "cdn"]
+    networks = yaml.safe_load(COMPOSE_FILE.read_text())["networks"]
+    assert networks["back"]["internal"] is True and networks["cdn"]["internal"] is True
 
 
 def test_order_matters_where_it_should(services: dict[str, dict]) -> None:

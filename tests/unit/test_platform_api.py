@@ -22,6 +22,7 @@ DOC_ENDPOINTS = {
     "/v1/users/{username}/followers": ["get"],
     "/v1/users/{username}/following": ["get"],
     "/v1/users/{user_id}/following/{other_id}": ["delete", "get", "put"],
+    "/v1/users/{user_id}/avatar": ["put"],
     "/v1/users/{user_id}/home": ["get"],
     "/v1/stories": ["get", "post"],
     "/v1/stories/{story_id}": ["get"],

@@ -189,7 +189,8 @@ def test_the_purge_deletes_keys_older_than_a_day_only(keyed: dict[str, Any]) -> 
 def test_every_write_endpoint_honours_idempotency_keys_except_sign_in(keyed: dict[str, Any]) -> None:
     operations = keyed["write_operations"]
     assert operations.pop("POST /sessions") == [False]  # signing in writes nothing
-    assert len(operations) == 7
+    assert len(operations) == 8
+    assert "PUT /users/{user_id}/avatar" in operations
     assert all(flag == [True] for flag in operations.values()), operations
 
 

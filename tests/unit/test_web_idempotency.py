@@ -68,7 +68,7 @@ def test_every_write_form_in_the_templates_carries_the_key_field() -> None:
                 continue
             forms.append(action.group(1))
             assert "{% idempotency_field %}" in form, f"{template.name}: the {action.group(1)} form has no key"
-    assert sorted(set(forms)) == ["export", "follow", "signup", "submit", "unfollow", "vote"]
+    assert sorted(set(forms)) == ["avatar", "export", "follow", "signup", "submit", "unfollow", "vote"]
 
 
 # --- Views forward the key --------------------------------------------------------------

@@ -30,6 +30,7 @@ print(json.dumps({
     "SCALESTACK_SERVER_NAME": settings.SCALESTACK_SERVER_NAME,
     "STATIC_URL": settings.STATIC_URL,
     "STATIC_ROOT": str(settings.STATIC_ROOT),
+    "MEDIA_URL": settings.MEDIA_URL,
     "STORAGE": settings.STORAGES["staticfiles"]["BACKEND"],
     "DEBUG": settings.DEBUG,
     "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
@@ -81,6 +82,7 @@ def test_defaults() -> None:
         "SCALESTACK_SERVER_NAME": "web-dev",
         "STATIC_URL": "http://localhost:8081/static/",
         "STATIC_ROOT": str(REPO_ROOT / "var" / "static"),
+        "MEDIA_URL": "http://localhost:8081/media/",
         "STORAGE": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage",
         "DEBUG": False,
         "ALLOWED_HOSTS": ["localhost", "127.0.0.1", "[::1]"],
@@ -105,6 +107,7 @@ def test_env_values_are_read_with_their_types() -> None:
             "CSRF_TRUSTED_ORIGINS": "https://news.example",
             "STATIC_URL": "/static/",
             "STATIC_ROOT": "/tmp/somewhere",
+            "MEDIA_URL": "https://cdn.example/media/",
             "SCALESTACK_DRAIN_FILE": "/run/scalestack/drain/web-2",
         }
     )
@@ -115,6 +118,7 @@ def test_env_values_are_read_with_their_types() -> None:
     assert values["ALLOWED_HOSTS"] == ["news.example", "10.0.0.1"]
     assert values["CSRF_TRUSTED_ORIGINS"] == ["https://news.example"]
     assert (values["STATIC_URL"], values["STATIC_ROOT"]) == ("/static/", "/tmp/somewhere")
+    assert values["MEDIA_URL"] == "https://cdn.example/media/"
     assert values["SCALESTACK_DRAIN_FILE"] == "/run/scalestack/drain/web-2"
 
 

@@ -66,6 +66,16 @@ class StoryForm(forms.Form):
         return cleaned
 
 
+class AvatarForm(forms.Form):
+    """An image to become the avatar; the platform decides whether it is one."""
+
+    file = forms.FileField(
+        label="Image",
+        help_text="JPEG, PNG, GIF or WebP, at most 2 MiB and 4096x4096 pixels. It is cropped to a square.",
+        widget=forms.FileInput(attrs={"accept": "image/jpeg,image/png,image/gif,image/webp"}),
+    )
+
+
 def attach_platform_errors(form: forms.Form, error: Invalid) -> None:
     """Show the platform's 400/422 messages on the form, by field where the field exists."""
     placed = False

@@ -83,6 +83,7 @@ UNSAVED_WRITES: dict[str, str] = {
     "unfollow": "Your unfollow",
     "signup": "Your new account",
     "export": "Your export request",
+    "avatar": "Your new avatar",
 }
 
 

@@ -22,6 +22,7 @@ lets the retry policy in :func:`build_session` send a write again safely.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import os
 import re
 import threading
@@ -36,6 +37,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.filepost import encode_multipart_formdata
 from urllib3.util import Retry
 
 from news_web import idempotency
@@ -344,18 +346,28 @@ class PlatformClient:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        body: tuple[bytes, str] | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
     ) -> requests.Response:
-        """Send one request, record its trace headers, and return the successful response or raise."""
-        headers = {idempotency.HEADER: idempotency_key} if idempotency_key else None
+        """Send one request, record its trace headers, and return the successful response or raise.
+
+        ``body`` is an already encoded body and its content type, for what is not JSON.
+        """
+        headers: dict[str, str] = {}
+        if idempotency_key:
+            headers[idempotency.HEADER] = idempotency_key
+        data = None
+        if body is not None:
+            data, headers["Content-Type"] = body
         try:
             response = self.session.request(
                 method,
                 f"{self.base_url}{path}",
                 params=params,
                 json=json,
-                headers=headers,
+                data=data,
+                headers=headers or None,
                 timeout=timeout or self.timeout,
             )
         except requests.RequestException as exc:  # refused, timed out, retries used up
@@ -375,12 +387,13 @@ class PlatformClient:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        body: tuple[bytes, str] | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
     ) -> Any:
         """Send one request and return its JSON body, or raise the typed error."""
         response = self._send(
-            method, path, params=params, json=json, timeout=timeout, idempotency_key=idempotency_key
+            method, path, params=params, json=json, body=body, timeout=timeout, idempotency_key=idempotency_key
         )
         try:
             return response.json()
@@ -430,6 +443,25 @@ class PlatformClient:
         """``DELETE /v1/users/{user_id}/following/{other_id}`` (idempotent)."""
         path = f"/v1/users/{int(user_id)}/following/{int(other_id)}"
         return FollowResult.from_json(self._call("DELETE", path, idempotency_key=idempotency_key))
+
+    def set_avatar(self, user_id: int, image: bytes, *, idempotency_key: str | None = None) -> User:
+        """``PUT /v1/users/{user_id}/avatar``: upload ``image`` as the multipart field ``file``.
+
+        The platform checks and converts it (413, 415 or 422 otherwise) and
+        answers the user with the new ``avatar``. The body is encoded here,
+        with a boundary derived from the key, rather than by requests'
+        ``files=``, whose boundary is random: the platform fingerprints a keyed
+        write by its body, so only identical bytes let a re-posted form be
+        answered from the first upload instead of refused as another request.
+        """
+        # Without a key any boundary will do: a fresh uuid4 is as random as requests' own.
+        seed = idempotency_key or idempotency.new_key()
+        boundary = hashlib.sha256(seed.encode()).hexdigest()[:32]
+        body = encode_multipart_formdata(
+            {"file": ("avatar", image, "application/octet-stream")}, boundary=boundary
+        )
+        path = f"/v1/users/{int(user_id)}/avatar"
+        return User.from_json(self._call("PUT", path, body=body, idempotency_key=idempotency_key))
 
     def home(self, user_id: int, page: int = 1) -> Page[Story]:
         """``GET /v1/users/{user_id}/home``: stories by the people the user follows."""

@@ -50,6 +50,8 @@ class User:
     following_count: int
     stories_count: int
     karma: int
+    # The avatar's path under settings.MEDIA_URL, or "" for none.
+    avatar: str
     version: int
 
     @classmethod
@@ -63,6 +65,7 @@ class User:
             following_count=int(data["following_count"]),
             stories_count=int(data["stories_count"]),
             karma=int(data["karma"]),
+            avatar=str(data["avatar"]),
             version=int(data["version"]),
         )
 

@@ -112,6 +112,8 @@ TEMPLATES: list[dict[str, Any]] = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.messages.context_processors.messages",
+                # MEDIA_URL, for avatars.
+                "django.template.context_processors.media",
                 "news_web.context_processors.scalestack",
             ],
         },
@@ -143,6 +145,12 @@ STATIC_ROOT: Path = Path(env.str("STATIC_ROOT", default=str(REPO_ROOT / "var" / 
 STORAGES: dict[str, dict[str, Any]] = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
 }
+
+# --- User uploads: stored by the platform, served by the static host ---------
+# Avatars are written by the platform under its MEDIA_ROOT and served by nginx
+# (behind a CDN) at this URL; pages build ``MEDIA_URL + user.avatar``. The
+# names are versioned by content, so the CDN may cache them forever.
+MEDIA_URL: str = env.str("MEDIA_URL", default="http://localhost:8081/media/")
 
 # --- Internationalisation ------------------------------------------------------
 LANGUAGE_CODE = "en-us"

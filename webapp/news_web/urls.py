@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path, register_converter
 
-from news_web import accounts, actions, analytics, clicks, exports, views
+from news_web import accounts, actions, analytics, avatars, clicks, exports, views
 
 
 class UsernameConverter:
@@ -47,6 +47,7 @@ urlpatterns: list[URLPattern] = [
     path("export", exports.export, name="export"),
     path("exports/<uuid:job_id>", exports.export_job, name="export_job"),
     path("exports/<uuid:job_id>/download", exports.export_download, name="export_download"),
+    path("settings/avatar", avatars.avatar, name="avatar"),
     path("signup", accounts.signup, name="signup"),
     path("login", accounts.login, name="login"),
     path("logout", accounts.logout, name="logout"),
