@@ -38,6 +38,11 @@ def _timings(session: requests.Session, url: str, count: int) -> list[float]:
     return timings
 
 
+def _lines(path: Path) -> int:
+    """Requests in an nginx access log so far (nginx writes each line as the request ends)."""
+    return sum(1 for _ in path.open()) if path.exists() else 0
+
+
 def _describe(name: str, timings: list[float]) -> str:
     ordered = sorted(timings)
     p50 = statistics.median(ordered)
@@ -63,16 +68,20 @@ def main() -> int:
         path = "/static/" + match.group(1)
     edge = f"http://127.0.0.1:{t.static_port}{path}"
     origin = f"http://127.0.0.1:{t.static_origin_port}{path}"
+    origin_log = Path(t.nginx_logs(t.static_origin)[0])
     with requests.Session() as session:
         first = session.get(edge, timeout=10)
         size = len(first.content)
         print(f"{path}: {size} bytes; first request at the edge: {first.headers.get('X-Cache-Status')}")
+        before = _lines(origin_log)
         edge_ms = _timings(session, edge, args.requests)
+        reached_origin = _lines(origin_log) - before
         statuses = {session.get(edge, timeout=10).headers.get("X-Cache-Status")}
     with requests.Session() as session:
         origin_ms = _timings(session, origin, args.requests)
     print(_describe(f"edge ({'/'.join(sorted(s or '-' for s in statuses))})", edge_ms))
     print(_describe("origin (no cache)", origin_ms))
+    print(f"requests that reached the origin during the {args.requests} edge requests: {reached_origin}")
     print(f"edge hit p50 / origin p50: {statistics.median(edge_ms) / statistics.median(origin_ms):.2f}")
 
     # The front page as a browser loads it, edge warm: whose bytes?
