@@ -128,3 +128,24 @@ def client_from(source: str) -> requests.Session:
     session = requests.Session()
     session.mount("http://", SourceAddressAdapter(source))
     return session
+
+
+def png(colour: tuple[int, int, int], size: int = 64) -> bytes:
+    """A small solid-colour PNG (an avatar to upload)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.new("RGB", (size, size), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def upload_avatar(member: Member, site: str, filename: str, content: bytes,
+                  content_type: str = "image/png") -> requests.Response:
+    """Upload ``content`` as ``member``'s avatar through the site's form (not following the redirect)."""
+    page = member.session.get(f"{site}/settings/avatar", timeout=10)
+    assert page.status_code == 200
+    return member.session.post(f"{site}/settings/avatar", data={"csrfmiddlewaretoken": csrf_token(page.text)},
+                               files={"file": (filename, content, content_type)}, allow_redirects=False,
+                               timeout=20)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import requests
 from playwright.sync_api import sync_playwright
 
 from scalestack.topology import Topology
+from tests.integration.helpers import make_member, png, upload_avatar
 
 CHROMIUM = "/usr/bin/chromium"
 HEADLESS_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -30,10 +32,10 @@ def _load(url: str) -> list[tuple[str, int, int]]:
             browser.close()
 
 
-def test_the_front_page_loads_every_asset_from_the_edge(running_stack: Topology, site: str) -> None:
-    t = running_stack
-    _load(site + "/")  # warm the edge
-    responses = _load(site + "/")
+def _check_page(t: Topology, site: str, path: str) -> list[tuple[str, int, int]]:
+    """Load ``path`` twice (the first warms the edge); check where every response came from."""
+    _load(site + path)
+    responses = _load(site + path)
     assets = [(url, status, size) for url, status, size in responses
               if urlsplit(url).path.startswith(("/static/", "/media/"))]
     assert assets, f"the page loaded no static asset: {responses}"
@@ -42,8 +44,21 @@ def test_the_front_page_loads_every_asset_from_the_edge(running_stack: Topology,
         assert status == 200, (url, status)
     # The web servers served only the page itself.
     front = [r for r in responses if urlsplit(r[0]).port == t.front_port]
-    assert [urlsplit(url).path for url, _, _ in front] == ["/"]
+    assert [urlsplit(url).path for url, _, _ in front] == [path]
     edge_bytes = sum(size for _, _, size in assets)
     total = sum(size for _, _, size in responses)
-    print(f"\nfront page: {len(responses)} responses, {total} bytes; the edge served "
+    print(f"\n{path}: {len(responses)} responses, {total} bytes; the edge served "
           f"{len(assets)} of them, {edge_bytes} bytes ({edge_bytes / total:.0%})")
+    return assets
+
+
+def test_the_front_page_loads_every_asset_from_the_edge(running_stack: Topology, site: str) -> None:
+    _check_page(running_stack, site, "/")
+
+
+def test_a_member_page_loads_the_avatar_from_the_edge(running_stack: Topology, site: str,
+                                                      api: requests.Session, api_url: str) -> None:
+    member = make_member(site, api, api_url)
+    assert upload_avatar(member, site, "green.png", png((20, 180, 60))).status_code == 302
+    assets = _check_page(running_stack, site, f"/u/{member.username}")
+    assert any("/media/avatars/" in url for url, _, _ in assets), assets

@@ -13,7 +13,7 @@ import requests
 
 from scalestack import stack
 from scalestack.topology import Topology
-from tests.integration.helpers import Member, csrf_token, make_member, wait_until
+from tests.integration.helpers import make_member, png, upload_avatar, wait_until
 
 
 def _edge(t: Topology, path: str) -> str:
@@ -69,25 +69,6 @@ def test_the_edge_serves_what_it_has_while_the_origin_is_down(running_stack: Top
         wait_until(lambda: stack.http_ok("127.0.0.1", t.static_origin_port, "/healthz"), 20, "the origin back")
 
 
-def _png(colour: tuple[int, int, int], size: int = 64) -> bytes:
-    from io import BytesIO
-
-    from PIL import Image
-
-    buffer = BytesIO()
-    Image.new("RGB", (size, size), colour).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _upload(member: Member, site: str, filename: str, content: bytes,
-            content_type: str = "image/png") -> requests.Response:
-    page = member.session.get(f"{site}/settings/avatar", timeout=10)
-    assert page.status_code == 200
-    return member.session.post(f"{site}/settings/avatar", data={"csrfmiddlewaretoken": csrf_token(page.text)},
-                               files={"file": (filename, content, content_type)}, allow_redirects=False,
-                               timeout=20)
-
-
 def _avatar_on_user_page(site: str, username: str) -> str | None:
     html = requests.get(f"{site}/u/{username}", timeout=10).text
     match = re.search(r'<img[^>]+src="(http://localhost:\d+/media/[^"]+)"', html)
@@ -97,7 +78,7 @@ def _avatar_on_user_page(site: str, username: str) -> str | None:
 def test_a_replaced_avatar_is_never_served_stale(running_stack: Topology, site: str,
                                                 api: requests.Session, api_url: str) -> None:
     member = make_member(site, api, api_url)
-    assert _upload(member, site, "red.png", _png((200, 30, 30))).status_code == 302
+    assert upload_avatar(member, site, "red.png", png((200, 30, 30))).status_code == 302
     first = _avatar_on_user_page(site, member.username)
     assert first and first.startswith(running_stack.media_url)
     first_url = first.replace("localhost", "127.0.0.1")
@@ -108,7 +89,7 @@ def test_a_replaced_avatar_is_never_served_stale(running_stack: Topology, site: 
 
     # Replace it: the new file has a new name (its content hash), so the edge,
     # which holds the old one for a year, can never serve it in its place.
-    assert _upload(member, site, "blue.png", _png((30, 30, 200))).status_code == 302
+    assert upload_avatar(member, site, "blue.png", png((30, 30, 200))).status_code == 302
     for _ in range(6):  # every web server, every platform server, at once
         second = _avatar_on_user_page(site, member.username)
         assert second and second != first
@@ -118,11 +99,11 @@ def test_a_replaced_avatar_is_never_served_stale(running_stack: Topology, site: 
 
 def test_bad_uploads_get_a_4xx_and_change_nothing(site: str, api: requests.Session, api_url: str) -> None:
     member = make_member(site, api, api_url)
-    assert _upload(member, site, "ok.png", _png((10, 160, 10))).status_code == 302
+    assert upload_avatar(member, site, "ok.png", png((10, 160, 10))).status_code == 302
     before = _avatar_on_user_page(site, member.username)
-    not_an_image = _upload(member, site, "notes.png", b"just some text, not a picture\n")
+    not_an_image = upload_avatar(member, site, "notes.png", b"just some text, not a picture\n")
     assert not_an_image.status_code == 415
     assert "JPEG, PNG, GIF or WebP" in not_an_image.text
-    too_big = _upload(member, site, "big.png", b"\x89PNG\r\n\x1a\n" + b"\0" * (3 * 1024 * 1024))
+    too_big = upload_avatar(member, site, "big.png", b"\x89PNG\r\n\x1a\n" + b"\0" * (3 * 1024 * 1024))
     assert too_big.status_code == 413
     assert _avatar_on_user_page(site, member.username) == before

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from pymemcache.client.base import Client
@@ -99,6 +100,21 @@ def _client(cls: type[HashClient], nodes: list[Node], retry_attempts: int = 1,
     )
 
 
+def _hang(node: Node) -> None:
+    """SIGSTOP the node and wait until the kernel has stopped it.
+
+    The signal is delivered asynchronously: a request sent right after
+    ``send_signal`` could still be answered by a thread that had not stopped yet.
+    """
+    node.process.send_signal(signal.SIGSTOP)
+    threads = Path(f"/proc/{node.process.pid}/task")
+    deadline = time.monotonic() + 5
+    # Every thread's state (the field after the parenthesised name) is T, stopped.
+    while any((task / "stat").read_text().rsplit(")", 1)[1].split()[0] != "T" for task in threads.iterdir()):
+        assert time.monotonic() < deadline, "memcached did not stop"
+        time.sleep(0.005)
+
+
 def _key_on(client: HashClient, node: Node) -> str:
     """A key that hashes to ``node`` while every node is up."""
     for i in range(1000):
@@ -127,7 +143,7 @@ def _outage_then_return(cls: type[HashClient], nodes: list[Node]) -> tuple[bytes
     assert client.set(key, b"old")
     assert victim.direct().get(key) == b"old"
 
-    victim.process.send_signal(signal.SIGSTOP)
+    _hang(victim)
     try:
         _mark_dead(client, key)
         if isinstance(client, FlushOnReturnHashClient):
@@ -172,7 +188,7 @@ def _blip_then_return(cls: type[HashClient], nodes: list[Node]) -> bytes | None:
     victim = nodes[0]
     key = _key_on(client, victim)
     assert client.set(key, b"old")
-    victim.process.send_signal(signal.SIGSTOP)
+    _hang(victim)
     try:
         assert client.get(key) is None  # times out: the node is now "failed"
         assert victim.address in client.hasher.nodes, "failed, not removed"
@@ -200,7 +216,7 @@ def test_other_clients_in_the_process_learn_of_the_failure(nodes: list[Node]) ->
     victim = nodes[0]
     key = _key_on(aware, victim)
     assert idle.set(key, b"old")
-    victim.process.send_signal(signal.SIGSTOP)
+    _hang(victim)
     try:
         _mark_dead(aware, key)
         aware.set(key, b"new")  # skipped: the key's node is dead
@@ -217,7 +233,7 @@ def test_a_node_still_down_stays_out(nodes: list[Node]) -> None:
     client = _client(FlushOnReturnHashClient, nodes)
     victim = nodes[0]
     key = _key_on(client, victim)
-    victim.process.send_signal(signal.SIGSTOP)
+    _hang(victim)
     try:
         _mark_dead(client, key)
         time.sleep(DEAD_TIMEOUT + 0.2)
