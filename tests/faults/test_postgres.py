@@ -86,7 +86,12 @@ def test_primary_stopped_then_started(faults_stack: Topology, load_run: Callable
     assert total.client_errors == 0, result.describe(CLIENT_ERROR)
     assert [r for r in refusals if result.phase_of(r["t"]) == "during"], (
         "no write was refused while the primary was down: the test did not exercise it")
-    assert not [r for r in refusals if result.phase_of(r["t"]) == "before"], "refused before the fault"
+    # A refusal must have been answered after the fault began. (A write sent a
+    # few milliseconds before the primary began to stop can be refused: it
+    # reached the database after the stop had started.)
+    fault_at = result.start_of("during")
+    early = [r for r in refusals if r["t"] + r["ms"] / 1000 < fault_at]
+    assert not early, f"refused before the fault: {early[:3]}"
     no_retry_after = [r for r in refusals if not (r["retry_after"] or "").isdigit() or int(r["retry_after"]) <= 0]
     assert not no_retry_after, f"{len(no_retry_after)} read-only 503s without a Retry-After: {no_retry_after[:3]}"
     # Writes resume by themselves once the primary is back.
