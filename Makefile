@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 SCALESTACK := $(VENV)/bin/scalestack
 
-.PHONY: install run up down status test test-unit test-integration test-faults test-compose docker-setup lock clean
+.PHONY: install run up down status test test-unit test-integration test-faults test-compose docker-setup bench lock clean
 
 install:  ## install missing Debian packages and the virtualenv
 	@bash scripts/bootstrap.sh
@@ -40,6 +40,9 @@ docker-setup:  ## Docker, docker-compose and the base image, for the compose sta
 
 test-compose: install docker-setup  ## build the images, `up` the compose stack, smoke and fault tests, `down -v`
 	$(VENV)/bin/python -m pytest tests/compose -q; status=$$?; rm -f docker/extra-ca/build-extra-ca.crt; exit $$status
+
+bench: install  ## the social-network workload against the running stack (`make up` first); figures in results/
+	$(SCALESTACK) bench
 
 lock:  ## re-pin every transitive dependency after changing pyproject.toml
 	$(VENV)/bin/pip freeze --exclude-editable --exclude scalestack > requirements/constraints.txt

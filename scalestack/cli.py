@@ -12,6 +12,7 @@
     scalestack replica-delay 3  make the replica apply WAL 3 s late (0 undoes it)
     scalestack seed           load the demo data (no-op when data exists, unless --force)
     scalestack urls           where to point a browser
+    scalestack bench          the social-network workload; figures in results/ (--smoke: 5 s)
 
 ``--profile test`` (or ``SCALESTACK_PROFILE=test``) selects the test stack's
 ports and data directory.
@@ -240,6 +241,29 @@ def cmd_urls(t: Topology, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(t: Topology, args: argparse.Namespace) -> int:
+    """Run the social-network workload against the front door and print its figures."""
+    from scalestack import bench
+
+    seconds, users, cap = (5, 4, 2_000) if args.smoke else (args.seconds, args.users, args.max_requests)
+    console.print(f"{users} users for {seconds} s (at most {cap} requests) against {t.site_url} ...")
+    result = bench.run(t, seconds=seconds, users=users, max_requests=cap)
+    table = Table(title=f"scalestack bench ({t.profile} stack, closed loop)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    hit_ratio = "-" if result.cache_hit_ratio is None else f"{result.cache_hit_ratio:.1%}"
+    for name, value in (("requests", f"{result.requests:,}"), ("failed", f"{result.failures:,}"),
+                        ("throughput", f"{result.throughput_rps:,.1f} req/s"),
+                        ("p50 / p95 / p99", f"{result.p50_ms:.0f} / {result.p95_ms:.0f} / {result.p99_ms:.0f} ms"),
+                        ("data cache hit ratio (memcached)", hit_ratio)):
+        table.add_row(name, value)
+    for role, share in sorted(result.cpu_share.items(), key=lambda item: -item[1]):
+        table.add_row(f"CPU: {role}", f"{share:.0%} ({result.cpu_seconds[role]:.1f} s)")
+    console.print(table)
+    print(f"figures in {bench.save(result)}")  # one line, never wrapped: scripts read it
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="scalestack", description=__doc__,
@@ -266,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replica-delay", help=cmd_replica_delay.__doc__)
     p.add_argument("seconds", type=float, help="seconds of delay; 0 removes it")
     p.set_defaults(func=cmd_replica_delay)
+    p = sub.add_parser("bench", help=cmd_bench.__doc__)
+    p.add_argument("--seconds", type=int, default=30, help="how long the load runs")
+    p.add_argument("--users", type=int, default=16, help="concurrent Locust users (closed loop)")
+    p.add_argument("--max-requests", type=int, default=200_000, help="stop after this many requests")
+    p.add_argument("--smoke", action="store_true", help="5 s, 4 users: does it run and report sane numbers")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("seed", help=cmd_seed.__doc__)
     p.add_argument("--force", action="store_true", help="seed even if data exists")
     p.set_defaults(func=cmd_seed)

@@ -1,0 +1,173 @@
+"""``scalestack bench``: the social-network workload against the front door, and its figures.
+
+Issue 7's harness, first part: one closed-loop run of ``bench/locustfile.py``
+(Locust, headless, bounded in time and in requests, from the load generator's
+loopback address), reported from the servers' own accounting
+(``scalestack/benchstats.py``): throughput, p50/p95/p99 (Locust's), errors,
+the data cache's hit ratio from memcached's counters, and each process type's
+share of the CPU. The table goes to the terminal, the JSON to ``results/``.
+``--smoke`` is a few seconds of light load, for ``make test``.
+
+Not yet here (the rest of issue 7): open-loop runs, A/B switches, the scaling
+curve under fixed CPU shares, the single-process baseline and the plots.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from scalestack import benchstats, stack
+from scalestack.topology import LOAD_GENERATOR_SOURCE, REPO, Topology
+
+LOCUSTFILE = REPO / "bench" / "locustfile.py"
+RESULTS = REPO / "results"
+SEEDED_PASSWORD = "password123"
+# Members the harness signs in once; the Locust users share their sessions.
+SESSIONS = 8
+
+
+@dataclass
+class BenchResult:
+    """One run's figures (see the module docstring)."""
+
+    started: str
+    profile: str
+    seconds: float
+    users: int
+    requests: int
+    failures: int
+    throughput_rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    cache_hit_ratio: float | None
+    cpu_share: dict[str, float]
+    cpu_seconds: dict[str, float]
+    per_request: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+class _FromLoadGenerator(HTTPAdapter):
+    """Connect from the load generator's address, which the rate limit exempts."""
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        kwargs["source_address"] = (LOAD_GENERATOR_SOURCE, 0)
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def _client() -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", _FromLoadGenerator())
+    return session
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    if not match:
+        raise stack.StackError("the login page has no CSRF token")
+    return match.group(1)
+
+
+def _usernames(t: Topology, limit: int = 1000) -> list[str]:
+    """Seeded users, most followed first (the workload's skew follows this order)."""
+    rows = stack.psql(t, f"SELECT username FROM users ORDER BY followers_count DESC, id LIMIT {int(limit)}",
+                      database="scalestack")
+    return rows.split()
+
+
+def _sessions(t: Topology, usernames: list[str]) -> list[dict[str, str]]:
+    """Sign in a few seeded members through the site; their session cookies."""
+    site = f"http://127.0.0.1:{t.front_port}"
+    cookies = []
+    for name in usernames[:SESSIONS]:
+        client = _client()
+        page = client.get(f"{site}/login", timeout=10)
+        response = client.post(f"{site}/login", data={"csrfmiddlewaretoken": _csrf(page.text),
+                                                      "username": name, "password": SEEDED_PASSWORD},
+                               allow_redirects=False, timeout=10)
+        if response.status_code != 302:
+            raise stack.StackError(f"could not sign {name} in (HTTP {response.status_code}); is the demo data seeded?")
+        cookies.append({c.name: c.value for c in client.cookies if c.name != "csrftoken"})
+    return cookies
+
+
+def _pids_by_role(t: Topology) -> dict[str, list[int]]:
+    roles: dict[str, list[int]] = {}
+    for row in stack.status(t):
+        if row.pid:
+            roles.setdefault(row.role, []).append(row.pid)
+    return roles
+
+
+def _locust_totals(stats_csv: Path) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+    """Locust's aggregated row and one row per request name."""
+    with stats_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    total = next(r for r in rows if r["Name"] == "Aggregated")
+    per = {r["Name"]: {"requests": float(r["Request Count"]), "failures": float(r["Failure Count"]),
+                       "p50_ms": float(r["50%"]), "p99_ms": float(r["99%"])}
+           for r in rows if r["Name"] != "Aggregated"}
+    return total, per
+
+
+def run(t: Topology, seconds: float, users: int, max_requests: int) -> BenchResult:
+    """One bounded run of the workload; the figures from Locust, memcached and the kernel."""
+    if not stack.http_ok("127.0.0.1", t.front_port, "/healthz"):
+        raise stack.StackError(f"no stack answers on :{t.front_port}; start it with `make up`")
+    usernames = _usernames(t)
+    with tempfile.TemporaryDirectory(prefix="scalestack-bench-") as folder:
+        work = Path(folder)
+        (work / "users.json").write_text(json.dumps(usernames))
+        (work / "sessions.json").write_text(json.dumps(_sessions(t, usernames)))
+        env = {**os.environ, "BENCH_USERS_FILE": str(work / "users.json"),
+               "BENCH_SESSIONS_FILE": str(work / "sessions.json"), "BENCH_SOURCE": LOAD_GENERATOR_SOURCE,
+               "BENCH_MAX_REQUESTS": str(max_requests)}
+        argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+                "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{int(seconds)}s",
+                "--stop-timeout", "5", "--host", f"http://127.0.0.1:{t.front_port}",
+                "--csv", str(work / "locust"), "--only-summary", "--loglevel", "WARNING",
+                "--exit-code-on-error", "0"]
+        pids = _pids_by_role(t)
+        nodes = [m.address for m in t.memcached]
+        cache_before, cpu_before = benchstats.memcached_counters(nodes), benchstats.cpu_by_role(pids)
+        started, clock = datetime.now(timezone.utc), time.monotonic()
+        result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=seconds + 60)
+        elapsed = time.monotonic() - clock
+        cache_after, cpu_after = benchstats.memcached_counters(nodes), benchstats.cpu_by_role(pids)
+        stats_csv = work / "locust_stats.csv"
+        if result.returncode != 0 or not stats_csv.exists():
+            raise stack.StackError(f"Locust failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        total, per = _locust_totals(stats_csv)
+    requests_done = int(total["Request Count"])
+    return BenchResult(
+        started=started.isoformat(timespec="seconds"), profile=t.profile, seconds=round(elapsed, 1), users=users,
+        requests=requests_done, failures=int(total["Failure Count"]),
+        throughput_rps=round(float(total["Requests/s"]), 1),
+        p50_ms=float(total["50%"]), p95_ms=float(total["95%"]), p99_ms=float(total["99%"]),
+        max_ms=round(float(total["Max Response Time"]), 1),
+        cache_hit_ratio=benchstats.hit_ratio(cache_before, cache_after),
+        cpu_share={k: round(v, 3) for k, v in benchstats.cpu_shares(cpu_before, cpu_after).items()},
+        cpu_seconds={k: round(cpu_after[k] - cpu_before.get(k, 0.0), 2) for k in cpu_after},
+        per_request=per,
+    )
+
+
+def save(result: BenchResult, name: str = "bench") -> Path:
+    """Write the figures as JSON under ``results/``; return the file."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.fromisoformat(result.started).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(asdict(result), indent=2))
+    return path
