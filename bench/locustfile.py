@@ -27,7 +27,8 @@ from typing import Any
 
 from locust import HttpUser, constant, events, task
 from locust.env import Environment
-from requests.adapters import HTTPAdapter
+
+from scalestack.source_address import SourceAddressAdapter
 
 TIMEOUT = 15.0
 USERS: list[str] = json.loads(open(os.environ["BENCH_USERS_FILE"]).read())
@@ -67,21 +68,13 @@ def popular_user() -> str:
     return random.choices(USERS, cum_weights=_CUMULATIVE)[0]
 
 
-class SourceAddressAdapter(HTTPAdapter):
-    """Connect from the load generator's address (exempt from the rate limit)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["source_address"] = (os.environ.get("BENCH_SOURCE", "127.0.0.1"), 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
 class Member(HttpUser):
     """A signed-in member. ``wait_time`` 0: the harness sets the load by the number of users."""
 
     wait_time = constant(float(os.environ.get("BENCH_WAIT", "0")))
 
     def on_start(self) -> None:
-        self.client.mount("http://", SourceAddressAdapter())
+        self.client.mount("http://", SourceAddressAdapter(os.environ.get("BENCH_SOURCE", "127.0.0.1")))
         self.client.cookies.update(random.choice(SESSIONS))
         self.stories: list[str] = []
 

@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from scalestack import benchstats, stack
+from scalestack.source_address import SourceAddressAdapter
 from scalestack.topology import LOAD_GENERATOR_SOURCE, REPO, Topology
 
 LOCUSTFILE = REPO / "bench" / "locustfile.py"
@@ -59,17 +59,9 @@ class BenchResult:
     per_request: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-class _FromLoadGenerator(HTTPAdapter):
-    """Connect from the load generator's address, which the rate limit exempts."""
-
-    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-        kwargs["source_address"] = (LOAD_GENERATOR_SOURCE, 0)
-        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
-
-
 def _client() -> requests.Session:
     session = requests.Session()
-    session.mount("http://", _FromLoadGenerator())
+    session.mount("http://", SourceAddressAdapter(LOAD_GENERATOR_SOURCE))
     return session
 
 

@@ -101,15 +101,9 @@ class ComposeTopology(Topology):
         return Process("postgres-replica", "postgres", POSTGRES_PORT, host="postgres-replica", pool="db")
 
     def pgcheck_for(self, server: Process) -> Process:
-        """pgcheck runs in its server's network namespace, so HAProxy checks ``server:8008``."""
+        """pgcheck runs in its server's network namespace, so HAProxy checks ``server:8008``
+        and pgcheck reaches its server on 127.0.0.1, as natively."""
         return Process(f"pgcheck-{server.name}", "pgcheck", PGCHECK_PORT, host=server.host)
-
-    def pgcheck_env(self, check: Process) -> dict[str, str]:
-        """As natively, but the server is on loopback of the shared network namespace."""
-        server = self.databases[self.pgchecks.index(check)]
-        return {**super().pgcheck_env(check), "PGCHECK_DSN": (
-            f"host=127.0.0.1 port={server.port} dbname=postgres user=scalestack_health "
-            f"password={self.secrets()['HEALTH_PASSWORD']} connect_timeout=2")}
 
     @property
     def haproxy(self) -> Process:

@@ -460,7 +460,12 @@ def _db_pool_up(t: Topology) -> bool:
 
 def server_stats(t: Topology) -> dict[tuple[str, str], dict[str, str]]:
     """HAProxy's ``show stat``, one row per (proxy, server), fields by their CSV names."""
-    lines = haproxy_command(t, "show stat").splitlines()
+    return parse_stats_csv(haproxy_command(t, "show stat"))
+
+
+def parse_stats_csv(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """HAProxy's stats CSV (``show stat``, or ``/stats;csv``), keyed by (proxy, server)."""
+    lines = text.splitlines()
     if not lines:
         return {}
     header = lines[0].lstrip("# ").split(",")

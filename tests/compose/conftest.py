@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 import pytest
 import requests
 
+from scalestack import stack
 from scalestack.compose import ComposeTopology, load
 from scalestack.topology import REPO
 from tests.faults.loadgen import LoadResult, LoadRun
@@ -143,10 +144,7 @@ class Compose:
         response = requests.get(f"http://127.0.0.1:{self.t.stats_port}/stats;csv",
                                 headers={"Authorization": f"Basic {auth}"}, timeout=5)
         response.raise_for_status()
-        lines = response.text.splitlines()
-        header = lines[0].lstrip("# ").split(",")
-        rows = (dict(zip(header, line.split(","))) for line in lines[1:] if line.count(",") >= 2)
-        return {(row["pxname"], row["svname"]): row for row in rows}
+        return stack.parse_stats_csv(response.text)
 
     def up_servers(self, pool: str) -> list[str]:
         """The server slots of ``pool`` that HAProxy has filled from DNS and marked UP."""

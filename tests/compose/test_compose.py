@@ -18,7 +18,7 @@ from tests.compose.conftest import Compose
 from tests.faults.checks import missing_writes
 from tests.faults.loadgen import LoadRun
 from tests.faults.scenario import AFTER, DURING, assert_no_failures, warm_up
-from tests.integration.helpers import csrf_token, post_form, wait_until
+from tests.integration.helpers import png, post_form, upload_avatar, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -83,18 +83,9 @@ def test_pages_load_hashed_assets_through_the_cdn_edge(compose_stack: Compose) -
 
 
 def test_an_uploaded_avatar_is_served_by_the_edge_from_the_shared_volume(compose_stack: Compose) -> None:
-    from io import BytesIO
-
-    from PIL import Image
-
     c = compose_stack
     username, session = _signup(c)
-    image = BytesIO()
-    Image.new("RGB", (80, 80), (250, 120, 0)).save(image, "PNG")
-    form = session.get(f"{c.site}/settings/avatar", timeout=10)
-    response = session.post(f"{c.site}/settings/avatar", data={"csrfmiddlewaretoken": csrf_token(form.text)},
-                            files={"file": ("orange.png", image.getvalue(), "image/png")},
-                            allow_redirects=False, timeout=20)
+    response = upload_avatar(session, c.site, "orange.png", png((250, 120, 0), size=80))
     assert response.status_code == 302, response.text[:500]
     page = requests.get(f"{c.site}/u/{username}", timeout=10).text
     url = re.search(r'<img[^>]+src="(http://localhost:\d+/media/[^"]+)"', page).group(1)

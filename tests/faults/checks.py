@@ -20,17 +20,7 @@ from tests.integration.helpers import sql
 # --------------------------------------------------------------------------
 def pool_stats(t: Topology) -> dict[tuple[str, str], dict[str, str]]:
     """``show stat`` as {(pool, server): {column: value}} (servers only, no frontends or backends)."""
-    lines = stack.haproxy_command(t, "show stat").splitlines()
-    if not lines:
-        return {}
-    header = lines[0].lstrip("# ").split(",")
-    rows = {}
-    for line in lines[1:]:
-        fields = line.split(",")
-        if len(fields) < len(header) or fields[1] in ("FRONTEND", "BACKEND"):
-            continue
-        rows[(fields[0], fields[1])] = dict(zip(header, fields))
-    return rows
+    return {key: row for key, row in stack.server_stats(t).items() if key[1] not in ("FRONTEND", "BACKEND")}
 
 
 def server_status(t: Topology, pool: str, server: str) -> str | None:

@@ -45,7 +45,8 @@ from typing import Any, TextIO
 import gevent
 from locust import HttpUser, between, events, task
 from locust.env import Environment
-from requests.adapters import HTTPAdapter
+
+from scalestack.source_address import SourceAddressAdapter
 
 # Where the site says a write was refused because the primary database is
 # down (the web tier's 503 page: "The site is read-only for now").
@@ -139,23 +140,6 @@ def _remember(target: list, values: list, limit: int = _KNOWN_LIMIT) -> None:
         if value not in target:
             target.append(value)
     del target[:-limit]
-
-
-class SourceAddressAdapter(HTTPAdapter):
-    """A transport adapter whose pooled connections are bound to one local address.
-
-    All of 127.0.0.0/8 is loopback, so binding a source address of its own lets
-    the front door tell the load generator apart from a person on 127.0.0.1.
-    """
-
-    def __init__(self, source: str, **kwargs: Any) -> None:
-        self.source = source
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """Bind every connection of the pool to ``source`` (any free port)."""
-        kwargs["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kwargs)
 
 
 class _Forms(HTMLParser):

@@ -59,21 +59,13 @@ def _all_pool_servers_up(t: Topology) -> bool:
     wanted = ({("web_pool", p.name) for p in t.web} | {("platform_pool", p.name) for p in t.platform}
               | {("db_read_pool", db.name) for db in t.databases} | {("db_write_pool", t.postgres.name)})
     up = set()
-    lines = stack.haproxy_command(t, "show stat").splitlines()
-    if not lines:
-        return False
-    header = lines[0].lstrip("# ").split(",")
-    status, lastchg = header.index("status"), header.index("lastchg")
-    for line in lines[1:]:
-        fields = line.split(",")
-        if len(fields) <= lastchg:
-            continue
+    for key, row in stack.server_stats(t).items():
         # Past slowstart too: a server that has just come back takes only a
         # small share of the traffic for a few seconds, and a test that counts
         # which servers answered would see only the other one.
-        settled = fields[0].startswith("db_") or int(fields[lastchg] or 0) >= t.slowstart_seconds
-        if (fields[0], fields[1]) in wanted and fields[status] == "UP" and settled:
-            up.add((fields[0], fields[1]))
+        settled = key[0].startswith("db_") or int(row.get("lastchg") or 0) >= t.slowstart_seconds
+        if key in wanted and row.get("status") == "UP" and settled:
+            up.add(key)
     return up == wanted
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import requests
 
 from scalestack import stack
+from scalestack.source_address import SourceAddressAdapter
 from scalestack.topology import Topology
 
 
@@ -106,23 +107,6 @@ def follow_via_api(api: requests.Session, api_url: str, followee_id: int, follow
     assert set(codes) == {200}, set(codes)
 
 
-class SourceAddressAdapter(requests.adapters.HTTPAdapter):
-    """Send from a chosen loopback address: all of 127.0.0.0/8 is this machine.
-
-    Lets one test play several clients, each with its own source address, the
-    way HAProxy's per-client rate limit tells clients apart.
-    """
-
-    def __init__(self, source: str, **kwargs) -> None:
-        self.source = source
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        """Bind every pooled connection to ``source``."""
-        kwargs["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
 def client_from(source: str) -> requests.Session:
     """A session whose connections come from ``source`` (e.g. ``127.0.0.20``)."""
     session = requests.Session()
@@ -141,11 +125,11 @@ def png(colour: tuple[int, int, int], size: int = 64) -> bytes:
     return buffer.getvalue()
 
 
-def upload_avatar(member: Member, site: str, filename: str, content: bytes,
+def upload_avatar(session: requests.Session, site: str, filename: str, content: bytes,
                   content_type: str = "image/png") -> requests.Response:
-    """Upload ``content`` as ``member``'s avatar through the site's form (not following the redirect)."""
-    page = member.session.get(f"{site}/settings/avatar", timeout=10)
+    """Upload ``content`` as the signed-in member's avatar through the site's form (not following the redirect)."""
+    page = session.get(f"{site}/settings/avatar", timeout=10)
     assert page.status_code == 200
-    return member.session.post(f"{site}/settings/avatar", data={"csrfmiddlewaretoken": csrf_token(page.text)},
+    return session.post(f"{site}/settings/avatar", data={"csrfmiddlewaretoken": csrf_token(page.text)},
                                files={"file": (filename, content, content_type)}, allow_redirects=False,
                                timeout=20)

@@ -59,6 +59,6 @@ def test_the_front_page_loads_every_asset_from_the_edge(running_stack: Topology,
 def test_a_member_page_loads_the_avatar_from_the_edge(running_stack: Topology, site: str,
                                                       api: requests.Session, api_url: str) -> None:
     member = make_member(site, api, api_url)
-    assert upload_avatar(member, site, "green.png", png((20, 180, 60))).status_code == 302
+    assert upload_avatar(member.session, site, "green.png", png((20, 180, 60))).status_code == 302
     assets = _check_page(running_stack, site, f"/u/{member.username}")
     assert any("/media/avatars/" in url for url, _, _ in assets), assets

@@ -78,7 +78,7 @@ def _avatar_on_user_page(site: str, username: str) -> str | None:
 def test_a_replaced_avatar_is_never_served_stale(running_stack: Topology, site: str,
                                                 api: requests.Session, api_url: str) -> None:
     member = make_member(site, api, api_url)
-    assert upload_avatar(member, site, "red.png", png((200, 30, 30))).status_code == 302
+    assert upload_avatar(member.session, site, "red.png", png((200, 30, 30))).status_code == 302
     first = _avatar_on_user_page(site, member.username)
     assert first and first.startswith(running_stack.media_url)
     first_url = first.replace("localhost", "127.0.0.1")
@@ -89,7 +89,7 @@ def test_a_replaced_avatar_is_never_served_stale(running_stack: Topology, site: 
 
     # Replace it: the new file has a new name (its content hash), so the edge,
     # which holds the old one for a year, can never serve it in its place.
-    assert upload_avatar(member, site, "blue.png", png((30, 30, 200))).status_code == 302
+    assert upload_avatar(member.session, site, "blue.png", png((30, 30, 200))).status_code == 302
     for _ in range(6):  # every web server, every platform server, at once
         second = _avatar_on_user_page(site, member.username)
         assert second and second != first
@@ -99,11 +99,11 @@ def test_a_replaced_avatar_is_never_served_stale(running_stack: Topology, site: 
 
 def test_bad_uploads_get_a_4xx_and_change_nothing(site: str, api: requests.Session, api_url: str) -> None:
     member = make_member(site, api, api_url)
-    assert upload_avatar(member, site, "ok.png", png((10, 160, 10))).status_code == 302
+    assert upload_avatar(member.session, site, "ok.png", png((10, 160, 10))).status_code == 302
     before = _avatar_on_user_page(site, member.username)
-    not_an_image = upload_avatar(member, site, "notes.png", b"just some text, not a picture\n")
+    not_an_image = upload_avatar(member.session, site, "notes.png", b"just some text, not a picture\n")
     assert not_an_image.status_code == 415
     assert "JPEG, PNG, GIF or WebP" in not_an_image.text
-    too_big = upload_avatar(member, site, "big.png", b"\x89PNG\r\n\x1a\n" + b"\0" * (3 * 1024 * 1024))
+    too_big = upload_avatar(member.session, site, "big.png", b"\x89PNG\r\n\x1a\n" + b"\0" * (3 * 1024 * 1024))
     assert too_big.status_code == 413
     assert _avatar_on_user_page(site, member.username) == before
