@@ -60,6 +60,15 @@ def memcached_counters(addresses: Iterable[str]) -> dict[str, dict[str, int]]:
     return counters
 
 
+def lookups(before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]) -> int:
+    """How many gets all nodes answered between two snapshots (hits and misses)."""
+    total = 0
+    for node, now in after.items():
+        then = before.get(node, {"get_hits": 0, "get_misses": 0})
+        total += now["get_hits"] - then["get_hits"] + now["get_misses"] - then["get_misses"]
+    return total
+
+
 def hit_ratio(before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]) -> float | None:
     """Hits over lookups between two snapshots, all nodes together; ``None`` if there was no lookup.
 

@@ -12,7 +12,11 @@
     scalestack replica-delay 3  make the replica apply WAL 3 s late (0 undoes it)
     scalestack seed           load the demo data (no-op when data exists, unless --force)
     scalestack urls           where to point a browser
-    scalestack bench          the social-network workload; figures in results/ (--smoke: 5 s)
+    scalestack data-cache off the platform without its memcached data cache (or: on)
+    scalestack bench          the social-network workload; figures in results/ (--smoke: 5 s,
+                              --rate 40: open loop at 40 actions/s)
+    scalestack bench cache    a study: latency, cache, balance, fanout, scaling, baseline, all
+                              (tables on the terminal; JSON and a PNG in results/)
 
 ``--profile test`` (or ``SCALESTACK_PROFILE=test``) selects the test stack's
 ports and data directory.
@@ -242,25 +246,68 @@ def cmd_urls(t: Topology, args: argparse.Namespace) -> int:
 
 
 def cmd_bench(t: Topology, args: argparse.Namespace) -> int:
-    """Run the social-network workload against the front door and print its figures."""
+    """Run the social-network workload (or one study: latency, cache, balance, fanout, scaling, baseline)."""
     from scalestack import bench
 
+    if args.study:
+        return _bench_study(t, args)
     seconds, users, cap = (5, 4, 2_000) if args.smoke else (args.seconds, args.users, args.max_requests)
-    console.print(f"{users} users for {seconds} s (at most {cap} requests) against {t.site_url} ...")
-    result = bench.run(t, seconds=seconds, users=users, max_requests=cap)
-    table = Table(title=f"scalestack bench ({t.profile} stack, closed loop)")
+    load = f"{args.rate} actions/s (open loop)" if args.rate else f"{users} users"
+    console.print(f"{load} for {seconds} s (at most {cap} requests) against {t.site_url} ...")
+    result = bench.run(t, seconds=seconds, users=users, max_requests=cap, rate=args.rate, mix=args.mix)
+    table = Table(title=f"scalestack bench ({t.profile} stack, {result.loop} loop, {result.mix} mix)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     hit_ratio = "-" if result.cache_hit_ratio is None else f"{result.cache_hit_ratio:.1%}"
-    for name, value in (("requests", f"{result.requests:,}"), ("failed", f"{result.failures:,}"),
-                        ("throughput", f"{result.throughput_rps:,.1f} req/s"),
-                        ("p50 / p95 / p99", f"{result.p50_ms:.0f} / {result.p95_ms:.0f} / {result.p99_ms:.0f} ms"),
-                        ("data cache hit ratio (memcached)", hit_ratio)):
+    rows = [("requests", f"{result.requests:,}"), ("failed", f"{result.failures:,}"),
+            ("throughput", f"{result.throughput_rps:,.1f} req/s"),
+            ("p50 / p95 / p99", f"{result.p50_ms:.0f} / {result.p95_ms:.0f} / {result.p99_ms:.0f} ms"),
+            ("data cache hit ratio (memcached)", hit_ratio)]
+    if result.loop == "open":
+        rows += [("generator lag p99 (its own queueing)", f"{result.generator_lag_p99_ms:.1f} ms"),
+                 ("arrivals dropped (too many in flight)", f"{result.dropped:,}")]
+    for name, value in rows:
         table.add_row(name, value)
     for role, share in sorted(result.cpu_share.items(), key=lambda item: -item[1]):
         table.add_row(f"CPU: {role}", f"{share:.0%} ({result.cpu_seconds[role]:.1f} s)")
     console.print(table)
     print(f"figures in {bench.save(result)}")  # one line, never wrapped: scripts read it
+    return 0
+
+
+def _bench_study(t: Topology, args: argparse.Namespace) -> int:
+    """One study: progress lines, a table of its ratios, JSON and a PNG under results/."""
+    import json
+    from datetime import datetime, timezone
+
+    from scalestack import bench, benchplots, benchstudies
+
+    names = list(benchstudies.STUDIES) if args.study == "all" else [args.study]
+    bench.RESULTS.mkdir(exist_ok=True)
+    for name in names:
+        console.print(f"[bold]study: {name}[/bold] on the {t.profile} stack")
+        options = benchstudies.QUICK[name] if args.quick else {}
+        figures = benchstudies.run_study(t, name, say=console.print, **options)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = bench.RESULTS / f"{name}-{stamp}.json"
+        path.write_text(json.dumps(figures, indent=2))
+        plot = benchplots.PLOTS[name](figures, bench.RESULTS / f"{name}-{stamp}.png")
+        for title, rows in benchstudies.tables(figures):
+            table = Table(title=title)
+            for i, column in enumerate(rows[0]):
+                table.add_column(column, justify="left" if i == 0 else "right")
+            for row in rows[1:]:
+                table.add_row(*row)
+            console.print(table)
+        print(f"figures in {path}")  # one line each, never wrapped: scripts read them
+        print(f"plot in {plot}")
+    return 0
+
+
+def cmd_data_cache(t: Topology, args: argparse.Namespace) -> int:
+    """Turn the platform's data cache on or off (a rolling restart of the platform servers)."""
+    stack.set_data_cache(t, args.state == "on", say=_say)
+    _say(f"the platform's data cache is now {args.state}")
     return 0
 
 
@@ -295,7 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=16, help="concurrent Locust users (closed loop)")
     p.add_argument("--max-requests", type=int, default=200_000, help="stop after this many requests")
     p.add_argument("--smoke", action="store_true", help="5 s, 4 users: does it run and report sane numbers")
+    p.add_argument("--quick", action="store_true", help="a study in seconds: does it run (for the tests)")
+    p.add_argument("--rate", type=float, default=None, help="open loop: this many actions a second")
+    p.add_argument("--mix", choices=["social", "reads"], default="social", help="the workload (see bench/locustfile.py)")
+    p.add_argument("study", nargs="?", choices=["latency", "cache", "balance", "fanout", "scaling", "baseline", "all"],
+                   help="a study instead of one run (see docs/benchmarks.md)")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("data-cache", help=cmd_data_cache.__doc__)
+    p.add_argument("state", choices=["on", "off"])
+    p.set_defaults(func=cmd_data_cache)
     p = sub.add_parser("seed", help=cmd_seed.__doc__)
     p.add_argument("--force", action="store_true", help="seed even if data exists")
     p.set_defaults(func=cmd_seed)

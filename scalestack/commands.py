@@ -39,6 +39,10 @@ def _gunicorn(t: Topology, process: Process, app: str, folder: str, access_log: 
         "--bind", t.bind_address(process), "--name", process.name,
         "--workers", str(workers_per_server()), "--threads", "4", "--worker-class", "gthread",
         "--graceful-timeout", "10",
+        # gunicorn 27's control socket has one default path per user
+        # (~/.gunicorn/gunicorn.ctl): every server would take it from the last.
+        # Supervisord already controls the servers, so none has one.
+        "--no-control-socket",
     ]
     if access_log:
         argv += ["--access-logfile", "-", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms']

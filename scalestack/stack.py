@@ -599,26 +599,51 @@ def save_layout(t: Topology) -> None:
 
     from scalestack.topology import SCALE_FILE
 
-    layout = {"web": t.web_servers, "platform": t.platform_servers, "balancing": t.platform_balancing}
+    layout = {"web": t.web_servers, "platform": t.platform_servers, "balancing": t.platform_balancing,
+              "data_cache": t.data_cache}
     (t.var / SCALE_FILE).write_text(json.dumps(layout))
 
 
 def set_balancing(t: Topology, mode: str, say: Say = print) -> Topology:
-    """Switch the web tier between HAProxy's platform pool and the smart client, hitlessly.
-
-    A rolling restart: each web server in turn is drained, restarted with the
-    new setting, and put back once healthy, so the other one keeps serving.
-    """
+    """Switch the web tier between HAProxy's platform pool and the smart client, hitlessly."""
     import dataclasses
 
     if mode not in ("haproxy", "smart"):
         raise StackError(f"balancing must be 'haproxy' or 'smart', not {mode!r}")
     new = dataclasses.replace(t, platform_balancing=mode)
+    _rolling_restart(new, new.web, "web_pool", "/healthz", f"PLATFORM_BALANCING={mode}", say)
+    return new
+
+
+def set_data_cache(t: Topology, on: bool, say: Say = print) -> Topology:
+    """Turn the platform's data cache (memcached read-through/write-through) on or off, hitlessly.
+
+    For the benchmark's A/B study. Turning it back on starts from a cache that
+    may hold entries from before it was turned off; the platform's
+    write-through bumps key generations on every write, and an entry is only
+    ever read under its current generation, so nothing stale is served (but a
+    benchmark warms up before it measures).
+    """
+    import dataclasses
+
+    new = dataclasses.replace(t, data_cache=on)
+    _rolling_restart(new, new.platform, "platform_pool", "/v1/healthz",
+                     f"DATA_CACHE_ENABLED={'true' if on else 'false'}", say)
+    return new
+
+
+def _rolling_restart(new: Topology, processes: list[Process], pool: str, health: str, what: str,
+                     say: Say) -> None:
+    """Restart ``processes`` one at a time with ``new``'s environment; the others keep serving.
+
+    Each is drained, restarted, checked healthy and put back, and HAProxy must
+    see it UP before the next one goes, so no request is dropped.
+    """
     render_all(new)
     proxy = rpc(new)
     proxy.supervisor.reloadConfig()
-    for process in new.web:
-        say(f"restarting {process.name} with PLATFORM_BALANCING={mode}")
+    for process in processes:
+        say(f"restarting {process.name} with {what}")
         drain(new, process.name)
         stop(new, process.name)
         # A program's environment is read when its group is added, so re-add it.
@@ -626,10 +651,9 @@ def set_balancing(t: Topology, mode: str, say: Say = print) -> Topology:
         proxy.supervisor.addProcessGroup(process.name)
         start(new, process.name)
         ready(new, process.name)
-        wait_for(lambda: http_ok(process.host, process.port, "/healthz"), 60, process.name)
-        wait_for(lambda: _server_up(new, "web_pool", process.name), 30, f"HAProxy to see {process.name} UP")
+        wait_for(lambda: http_ok(process.host, process.port, health), 60, process.name)
+        wait_for(lambda: _server_up(new, pool, process.name), 30, f"HAProxy to see {process.name} UP")
     save_layout(new)
-    return new
 
 
 def _server_up(t: Topology, pool: str, name: str) -> bool:

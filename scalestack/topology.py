@@ -580,7 +580,7 @@ def load(profile: str | None = None) -> Topology:
         web_servers=int(os.environ.get("SCALESTACK_WEB_SERVERS", scaled.get("web", 2))),  # type: ignore[arg-type]
         platform_servers=int(os.environ.get("SCALESTACK_PLATFORM_SERVERS", scaled.get("platform", 2))),  # type: ignore[arg-type]
         front_bind=os.environ.get("SCALESTACK_BIND", "127.0.0.1"),
-        data_cache=_env_bool("SCALESTACK_DATA_CACHE", True),
+        data_cache=_env_bool("SCALESTACK_DATA_CACHE", bool(scaled.get("data_cache", True))),
         platform_balancing=str(os.environ.get("SCALESTACK_PLATFORM_BALANCING", scaled.get("balancing", "haproxy"))),
         fault_injection=profile in FAST_PROFILES,
         # The test profiles bound lag tighter, so a test can push a replica out quickly.

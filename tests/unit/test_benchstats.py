@@ -12,7 +12,7 @@ import psutil
 import pytest
 from pymemcache.client.base import Client
 
-from scalestack.benchstats import Latency, cpu_by_role, cpu_seconds, cpu_shares, hit_ratio, memcached_counters
+from scalestack.benchstats import Latency, cpu_by_role, cpu_seconds, cpu_shares, hit_ratio, lookups, memcached_counters
 
 
 def test_percentiles_are_nearest_rank_values_that_were_measured() -> None:
@@ -56,6 +56,7 @@ def test_the_hit_ratio_comes_from_memcacheds_own_counters(memcached: str) -> Non
     after = memcached_counters([memcached])
     assert after[memcached]["get_hits"] - before[memcached]["get_hits"] == 3
     assert hit_ratio(before, after) == 0.75
+    assert lookups(before, after) == 4
 
 
 def test_the_hit_ratio_sums_the_nodes_and_survives_one_coming_or_going() -> None:
@@ -63,6 +64,7 @@ def test_the_hit_ratio_sums_the_nodes_and_survives_one_coming_or_going() -> None
     after = {"a": {"get_hits": 16, "get_misses": 12}, "new": {"get_hits": 2, "get_misses": 0}}
     assert hit_ratio(before, after) == 8 / 10
     assert hit_ratio(after, after) is None
+    assert lookups(before, after) == 10 and lookups(after, after) == 0
 
 
 BURN = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
