@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 SCALESTACK := $(VENV)/bin/scalestack
 
-.PHONY: install run up down status test test-unit test-integration test-faults test-compose docker-setup bench lock clean
+.PHONY: install run up down status test test-unit test-integration test-faults test-compose docker-setup bench bench-studies lock clean
 
 install:  ## install missing Debian packages and the virtualenv
 	@bash scripts/bootstrap.sh
@@ -43,6 +43,9 @@ test-compose: install docker-setup  ## build the images, `up` the compose stack,
 
 bench: install  ## the social-network workload against the running stack (`make up` first); figures in results/
 	$(SCALESTACK) bench
+
+bench-studies: install  ## every study (latency, cache, balance, fanout, scaling, baseline; ~20 min) against the running stack
+	$(SCALESTACK) bench all
 
 lock:  ## re-pin every transitive dependency after changing pyproject.toml
 	$(VENV)/bin/pip freeze --exclude-editable --exclude scalestack > requirements/constraints.txt

@@ -89,7 +89,7 @@ def cache_key_prefix(t: Topology, namespace: str | None = None) -> str:
     return f"baseline-{t.profile}-{namespace}" if namespace else f"baseline-{t.profile}"
 
 
-def environment(t: Topology, cache_namespace: str | None = None) -> dict[str, str]:
+def environment(t: Topology, cache_namespace: str | None = None, cache_ttl: int | None = None) -> dict[str, str]:
     """What the baseline runs with, beyond the inherited environment, all from ``t``.
 
     The database URL names the primary's own port rather than HAProxy's write
@@ -106,10 +106,12 @@ def environment(t: Topology, cache_namespace: str | None = None) -> dict[str, st
         "MEMCACHED_SERVERS": ",".join(node.address for node in t.memcached),
         "CACHE_KEY_PREFIX": cache_key_prefix(t, cache_namespace),
         "BASELINE_THREADS": str(THREADS),
+        # Seconds a page's data is cached; 0: no cache, every page read fresh from PostgreSQL.
+        **({"CACHE_TTL": str(cache_ttl)} if cache_ttl is not None else {}),
     }
 
 
-def start(t: Topology, cache_namespace: str | None = None) -> subprocess.Popen[bytes]:
+def start(t: Topology, cache_namespace: str | None = None, cache_ttl: int | None = None) -> subprocess.Popen[bytes]:
     """Start the baseline and return once ``/healthz`` answers.
 
     ``cache_namespace``: see :func:`cache_key_prefix`.
@@ -122,7 +124,7 @@ def start(t: Topology, cache_namespace: str | None = None) -> subprocess.Popen[b
     log_path = log_file(t)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        env = {**os.environ, **environment(t, cache_namespace)}
+        env = {**os.environ, **environment(t, cache_namespace, cache_ttl)}
         # A session of its own, so a Ctrl-C meant for the caller's terminal
         # does not reach it before stop() does, and stop() can end the whole
         # group (the master and its worker) if it has to kill.
@@ -153,9 +155,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running(t: Topology, cache_namespace: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running(t: Topology, cache_namespace: str | None = None,
+            cache_ttl: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """The baseline, running for the duration of the ``with`` block, stopped whatever happens."""
-    process = start(t, cache_namespace)
+    process = start(t, cache_namespace, cache_ttl)
     try:
         yield process
     finally:

@@ -20,12 +20,17 @@ BLUE, RED, GREY = "#1f77b4", "#d62728", "#7f7f7f"
 
 
 def _latency_curves(axis: Any, curves: dict[str, list[Figures]]) -> None:
-    """p50 (solid) and p99 (dashed) latency against achieved throughput, one colour per arm."""
+    """p50 (solid) and p99 (dashed) latency against the offered rate, one colour per arm.
+
+    Against the offered rate, not the achieved one: past saturation the stack
+    completes no more (or fewer) requests while latency climbs, and a curve
+    drawn against achieved throughput would double back on itself.
+    """
     for (name, points), colour in zip(curves.items(), (BLUE, RED, GREY)):
-        x = [p["throughput_rps"] for p in points]
+        x = [p["offered_rps"] for p in points]
         axis.plot(x, [p["p50_ms"] for p in points], "o-", color=colour, label=f"{name} p50")
         axis.plot(x, [p["p99_ms"] for p in points], "s--", color=colour, label=f"{name} p99")
-    axis.set_xlabel("throughput (requests/s, open loop)")
+    axis.set_xlabel("offered load (actions/s at a fixed arrival rate; a post or a vote is two requests)")
     axis.set_ylabel("latency (ms, log scale)")
     axis.set_yscale("log")
     axis.grid(True, which="both", alpha=0.3)
@@ -35,7 +40,7 @@ def _latency_curves(axis: Any, curves: dict[str, list[Figures]]) -> None:
 def latency(figures: Figures, path: Path) -> Path:
     fig, axis = plt.subplots(figsize=(7, 4.5))
     _latency_curves(axis, {"stack": figures["points"]})
-    axis.set_title("Latency against throughput (fixed arrival rates)")
+    axis.set_title("Latency against offered load (open loop)")
     return _save(fig, path)
 
 
@@ -43,7 +48,7 @@ def cache(figures: Figures, path: Path) -> Path:
     arms = figures["arms"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
     _latency_curves(left, {name: arm["sweep"] for name, arm in arms.items()})
-    left.set_title("Latency against throughput, data cache on vs off")
+    left.set_title("Latency against offered load, data cache on vs off")
     names = list(arms)
     values = [arms[n]["capacity"]["throughput_rps"] for n in names]
     right.bar(names, values, color=[BLUE, RED])
@@ -54,19 +59,20 @@ def cache(figures: Figures, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _two_arms(figures: Figures, path: Path, colours: list[str], unit: str, title: str) -> Path:
-    """Capacity bars, and p50/p99 bars at the study's fixed open-loop rate, for two arms."""
+def _arms(figures: Figures, path: Path, colours: list[str], unit: str, title: str) -> Path:
+    """Capacity bars, and p50/p99 bars at the study's fixed open-loop rate, one pair per arm."""
     arms = figures["arms"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     names = list(arms)
-    left.bar(names, [arms[n]["capacity"]["throughput_rps"] for n in names], color=colours)
+    left.bar(names, [arms[n]["capacity"]["throughput_rps"] for n in names], color=colours[:len(names)])
+    left.tick_params(axis="x", labelsize=8)
     left.set_ylabel("capacity (requests/s, closed loop)")
     left.set_title("Capacity")
     width = 0.35
     for i, key in enumerate(("p50_ms", "p99_ms")):
         right.bar([j + i * width for j in range(len(names))], [arms[n]["open"][key] for n in names], width,
                   label=key.removesuffix("_ms"), color=[BLUE, GREY][i])
-    right.set_xticks([j + width / 2 for j in range(len(names))], names)
+    right.set_xticks([j + width / 2 for j in range(len(names))], names, fontsize=8)
     right.set_ylabel("latency (ms)")
     right.set_title(f"Latency at {figures['rate']} {unit}/s (open loop)")
     right.legend()
@@ -75,7 +81,7 @@ def _two_arms(figures: Figures, path: Path, colours: list[str], unit: str, title
 
 
 def balance(figures: Figures, path: Path) -> Path:
-    return _two_arms(figures, path, [RED, BLUE], "actions", "Web → platform: HAProxy's pool vs the smart client")
+    return _arms(figures, path, [RED, BLUE], "actions", "Web → platform: HAProxy's pool vs the smart client")
 
 
 def scaling(figures: Figures, path: Path) -> Path:
@@ -92,6 +98,7 @@ def scaling(figures: Figures, path: Path) -> Path:
     left.set_xlabel(f"servers per tier ({figures['cpus_per_server']} CPU each)")
     left.set_ylabel("capacity (requests/s)")
     left.set_title("Horizontal scaling")
+    left.set_ylim(bottom=0)
     left.legend()
     if loss:
         history = loss["history"]
@@ -103,13 +110,14 @@ def scaling(figures: Figures, path: Path) -> Path:
         right.axhline(loss["after_rps"], color=RED, linestyle=":", label=f"after {loss['after_rps']:.0f}")
         right.set_xlabel("seconds")
         right.set_ylabel("requests completed per second")
+        right.set_ylim(bottom=0)
         right.set_title(f"Losing one of {loss['servers']}: {loss['remaining']:.0%} remains, {loss['failures']} failed")
         right.legend()
     return _save(fig, path)
 
 
 def baseline(figures: Figures, path: Path) -> Path:
-    return _two_arms(figures, path, [BLUE, GREY], "pages",
+    return _arms(figures, path, [BLUE, GREY, RED], "pages",
                      "The stack against one Django process on PostgreSQL and memcached")
 
 
@@ -121,11 +129,11 @@ def fanout(figures: Figures, path: Path) -> Path:
                               ("visible_p99_ms", "s--", "99 % of them"),
                               ("all_visible_ms", "^:", "all of them")):
         axis.plot(x, [p[key] for p in points], style, color=BLUE, label=label)
-    axis.plot(x, [p["ack_p50_ms"] for p in points], "x-", color=GREY, label="the author's acknowledgement")
+    axis.plot(x, [p["ack_p50_ms"] for p in points], "x-", color=GREY, label="the author's own wait: post to acknowledgement")
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("followers of the author")
-    axis.set_ylabel("ms after the post was acknowledged")
+    axis.set_ylabel("ms (after the acknowledgement, but for the author's wait)")
     axis.set_title("Fan-out on write: when followers can see a post")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()

@@ -110,7 +110,8 @@ def test_fanout_study_reports_visibility_by_follower_count(running_stack: Topolo
 
 def test_baseline_study_compares_the_stack_with_one_django_process(running_stack: Topology) -> None:
     figures, _ = _study(running_stack, "baseline")
-    for arm in ("stack", "baseline"):
+    assert list(figures["arms"]) == ["stack", "baseline (30 s page cache)", "baseline (no cache)"]
+    for arm in figures["arms"]:
         _sane(figures["arms"][arm]["capacity"])
         _sane(figures["arms"][arm]["open"])
     # The baseline's process is gone afterwards.

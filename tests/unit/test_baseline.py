@@ -144,3 +144,33 @@ def test_the_baseline_accepts_the_web_tiers_session_cookie_and_only_with_its_key
     assert _baseline_reads(cookie, "another-secret-key", t) is None
     # A well-signed session that does not hold the web tier's fields is signed out too.
     assert _baseline_reads(_web_tier_cookie("42", "ada"), web_key, t) is None
+
+
+_READ_THROUGH_TWICE = """
+import django
+django.setup()
+from baseline import pages
+class Untouchable:
+    def __getattr__(self, name):
+        raise SystemExit("the cache was used")
+pages.cache = Untouchable()
+calls = []
+for _ in range(2):
+    pages.read_through("front:1", lambda: calls.append(1) or "rows")
+print(len(calls))
+"""
+
+
+def test_cache_ttl_zero_reads_every_page_fresh(topologies: dict[str, Topology]) -> None:
+    t = topologies["test"]
+    assert "CACHE_TTL" not in baseline.environment(t)  # the settings' default: 30 s
+    env = {**baseline.environment(t, cache_ttl=0), "PATH": "/usr/bin:/bin"}
+    assert env["CACHE_TTL"] == "0"
+    result = subprocess.run([sys.executable, "-c", _READ_THROUGH_TWICE], cwd=baseline.BASELINE_DIR, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # No cache: the query ran for both reads, and the cache was never asked.
+    assert result.stdout.strip() == "2"
+    cached = subprocess.run([sys.executable, "-c", _READ_THROUGH_TWICE], cwd=baseline.BASELINE_DIR,
+                            env={**env, "CACHE_TTL": "30"}, capture_output=True, text=True, timeout=60)
+    assert "the cache was used" in cached.stderr

@@ -64,12 +64,12 @@ def test_a_window_rate_is_requests_completed_over_the_seconds_between_its_rows()
     ({"p99_ms": 5001.0}, True),
 ])
 def test_an_open_loop_step_is_saturated_when_it_drops_fails_or_queues(changes: dict, expected: bool) -> None:
-    assert benchstudies.saturated(_result(**changes)) is expected
+    assert benchstudies.saturated(_run(**changes)) is expected
 
 
 def test_two_arms_are_compared_at_the_highest_rate_both_sustained() -> None:
     on = [_run(offered_rps=r) for r in (10, 20, 30)]
-    off = [_run(offered_rps=10), _run(offered_rps=20), _run(offered_rps=30, dropped=5)]
+    off = [_run(offered_rps=10), _run(offered_rps=20), _run(offered_rps=30, failures=5)]
     assert benchstudies._shared_rate(on, off) == 20
     assert benchstudies._at(20, off, on, "p50_ms") == (20.0, 20.0)
     assert benchstudies._shared_rate(on, [_run(offered_rps=10, p99_ms=9000.0)]) is None
@@ -95,7 +95,8 @@ def _figures() -> dict[str, dict]:
         "latency": {"study": "latency", "points": sweep},
         "cache": {"study": "cache", "arms": {"cache on": arm, "cache off": arm}, "ratios": {"capacity (on/off)": 2.0}},
         "balance": {"study": "balance", "rate": 30, "arms": {"haproxy": arm, "smart": arm}, "ratios": {"x": None}},
-        "baseline": {"study": "baseline", "rate": 20, "arms": {"stack": arm, "baseline": arm}, "ratios": {"x": 1.0}},
+        "baseline": {"study": "baseline", "rate": 20, "arms": {"stack": arm, "baseline (30 s page cache)": arm,
+                                                               "baseline (no cache)": arm}, "ratios": {"x": 1.0}},
         "scaling": {"study": "scaling", "cpus_per_server": 0.1, "points": scaling, "loss": loss},
         "fanout": {"study": "fanout", "points": fanout},
     }
@@ -122,3 +123,12 @@ def test_the_scaling_table_shows_efficiency_and_the_loss() -> None:
 
 def test_every_study_has_a_quick_form_and_a_plot() -> None:
     assert set(benchstudies.QUICK) == set(benchstudies.STUDIES) == set(benchplots.PLOTS)
+
+
+def test_the_stack_is_compared_with_each_baseline() -> None:
+    arms = {"stack": {"capacity": _run(throughput_rps=60.0, cpu_ms_per_request=24.0), "open": _run(p50_ms=20.0)},
+            "baseline (no cache)": {"capacity": _run(throughput_rps=30.0, cpu_ms_per_request=12.0),
+                                    "open": _run(p50_ms=10.0)}}
+    ratios = benchstudies.baseline_ratios(arms, 20)
+    assert ratios == {"capacity, stack/baseline (no cache)": 2.0, "p50 at 20/s, stack/baseline (no cache)": 2.0,
+                      "p99 at 20/s, stack/baseline (no cache)": 1.0, "CPU per request, stack/baseline (no cache)": 2.0}

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
@@ -141,6 +142,8 @@ def read_through(key: str, fetch: Callable[[], T]) -> T:
     single-app behaviour this baseline stands for (the platform uses
     dogpile.cache's lock instead).
     """
+    if not settings.CACHE_TTL:
+        return fetch()  # CACHE_TTL=0: no cache at all, every page fresh (the stack's guarantee)
     value = cache.get(key, _MISS)
     if value is _MISS:
         value = fetch()
