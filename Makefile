@@ -44,7 +44,7 @@ test-compose: install docker-setup  ## build the images, `up` the compose stack,
 bench: install  ## the social-network workload against the running stack (`make up` first); figures in results/
 	$(SCALESTACK) bench
 
-bench-studies: install  ## every study (latency, cache, balance, fanout, scaling, baseline; ~20 min) against the running stack
+bench-studies: install  ## every study (latency, cache, balance, fanout, scaling, baseline; about 20 min) against the running stack
 	$(SCALESTACK) bench all
 
 lock:  ## re-pin every transitive dependency after changing pyproject.toml

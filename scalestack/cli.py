@@ -264,7 +264,8 @@ def cmd_bench(t: Topology, args: argparse.Namespace) -> int:
             ("p50 / p95 / p99", f"{result.p50_ms:.0f} / {result.p95_ms:.0f} / {result.p99_ms:.0f} ms"),
             ("data cache hit ratio (memcached)", hit_ratio)]
     if result.loop == "open":
-        rows += [("generator lag p99 (its own queueing)", f"{result.generator_lag_p99_ms:.1f} ms"),
+        lag = "-" if result.generator_lag_p99_ms is None else f"{result.generator_lag_p99_ms:.1f} ms"
+        rows += [("generator lag p99 (its own queueing)", lag),
                  ("arrivals dropped (too many in flight)", f"{result.dropped:,}")]
     for name, value in rows:
         table.add_row(name, value)

@@ -29,3 +29,17 @@ def test_the_smoke_benchmark_runs_and_reports_sane_figures(running_stack: Topolo
     # The CPU went somewhere, and the shares add up.
     assert abs(sum(figures["cpu_share"].values()) - 1) < 0.01
     assert figures["cpu_seconds"]["web"] > 0 and figures["cpu_seconds"]["platform"] > 0
+
+
+def test_the_open_loop_smoke_benchmark_keeps_its_arrival_rate(running_stack: Topology) -> None:
+    result = subprocess.run([sys.executable, "-m", "scalestack.cli", "--profile", running_stack.profile,
+                             "bench", "--smoke", "--rate", "10"], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "generator lag p99" in result.stdout
+    path = result.stdout.strip().splitlines()[-1].removeprefix("figures in ").strip()
+    figures = json.loads(open(path).read())
+    assert figures["loop"] == "open" and figures["offered_rps"] == 10
+    assert figures["failures"] == 0, figures["failure_reasons"]
+    # About 10 actions a second for 5 s (a post or a vote is two requests), whatever the latency.
+    assert 30 <= figures["requests"] <= 130
+    assert figures["generator_lag_p99_ms"] is not None and figures["dropped"] == 0

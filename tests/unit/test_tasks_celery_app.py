@@ -67,6 +67,21 @@ first = task.apply(kwargs={"slot": "2026-03-10T13:00:00+00:00", "scheduled_by": 
 second = task.apply(kwargs={"slot": "2026-03-10T13:00:00+00:00", "scheduled_by": "beat-1"}).get()
 report["wrapper"] = {"first": first, "second": second, "calls": calls}
 
+# A map whose database connection fails twice for a moment: retried, not failed.
+from django.db import OperationalError
+from platform_api.tasks import mapreduce
+attempts = []
+def flaky_map(partition, partitions, source, using):
+    attempts.append(partition)
+    if len(attempts) < 3:
+        raise OperationalError("couldn't get a connection after 1.00 sec")
+    return {"pairs": 1}
+mapreduce.JOBS["probe"] = types.SimpleNamespace(map_partition=flaky_map, default_source="probe")
+stored = []
+app.backend.store_result = lambda task_id, result, state: stored.append((task_id, result, state))
+outcome = mapreduce.map_task.apply(args=("probe", 0, 4))
+report["map_retry"] = {"attempts": len(attempts), "state": outcome.state, "stored": [s[1:] for s in stored]}
+
 # The beat's lease session: the primary, through the write pool, named after the process.
 from psycopg.conninfo import conninfo_to_dict
 from platform_api import beat
@@ -142,3 +157,8 @@ def test_the_beat_lease_session_goes_to_the_primary_under_the_beats_name(report:
     assert (lease["host"], lease["port"], lease["dbname"]) == ("127.0.0.1", "9", "none"), "DATABASE_WRITE_URL"
     assert lease["application_name"] == "beat-2"
     assert int(lease["tcp_user_timeout"]) > 0 and lease["keepalives"] == "1", "a dead network fails fast"
+
+
+def test_a_map_whose_connection_fails_for_a_moment_is_retried(report: dict[str, Any]) -> None:
+    # Two OperationalErrors (a pool timeout), then the partition is mapped and stored once.
+    assert report["map_retry"] == {"attempts": 3, "state": "SUCCESS", "stored": [[{"pairs": 1}, "SUCCESS"]]}

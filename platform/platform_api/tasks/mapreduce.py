@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from celery import chord, group
 from celery.result import AsyncResult
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 
 from platform_api import cache, cache_keys
 from platform_api.celery_app import app
@@ -225,7 +225,12 @@ def _output_size(output: Any) -> int:
     return len(output.get("k", output.get("user", [])))
 
 
-@app.task(name="mapreduce.map", bind=True)
+# A map only reads its partition and stores its output under its own task id,
+# so running it again is harmless: a connection that could not be had for a
+# moment (a pool timeout while a replica rejoins, a busy machine) is retried
+# with Celery's own backoff rather than failing the whole chord.
+@app.task(name="mapreduce.map", bind=True, autoretry_for=(OperationalError,), retry_backoff=1,
+          retry_backoff_max=8, retry_jitter=True, max_retries=3)
 def map_task(self: Any, name: str, partition: int, partitions: int, source: str | None = None) -> dict[str, Any]:
     """Map one partition of job ``name``; store the output; return a summary naming it.
 
