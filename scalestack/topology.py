@@ -497,8 +497,10 @@ class Topology:
             "CACHE_KEY_PREFIX": f"ss-{self.profile}",
             "SCALESTACK_FAULT_INJECTION": "true" if self.fault_injection else "false",
             # A write waits at most this long for a primary connection before
-            # it gets a 503; the read fence usually fails it sooner.
-            "DATABASE_POOL_TIMEOUT": "1",
+            # it gets a 503; the read fence usually fails it sooner. A Celery
+            # worker has no user waiting on it: it waits longer rather than fail
+            # a job because the machine was busy for a second.
+            "DATABASE_POOL_TIMEOUT": "10" if process and process.role == "worker" else "1",
             # Recycle pooled connections so the read pool rebalances after a
             # server returns (the test profiles quickly, to keep tests short).
             "DATABASE_POOL_MAX_LIFETIME": "60" if self.profile == "dev" else "10",

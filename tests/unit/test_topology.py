@@ -121,6 +121,12 @@ def test_offline_pool_processes_get_the_platform_environment(topo: Topology) -> 
     assert [p.name for p in topo.beat] == ["beat-1", "beat-2"]
 
 
+def test_only_the_celery_workers_wait_long_for_a_database_connection(topo: Topology) -> None:
+    # An interactive write fails fast with a 503; a job with nobody waiting on it waits out a busy second.
+    timeouts = {p.role: topo.platform_env(p)["DATABASE_POOL_TIMEOUT"] for p in topo.platform + topo.offline}
+    assert timeouts == {"platform": "1", "consumer": "1", "worker": "10", "beat": "1"}
+
+
 def test_a_scaled_tier_size_is_remembered_and_env_still_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
