@@ -25,9 +25,12 @@ server busy; latency under load is an open-loop run's, at a fixed rate.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict
 from typing import Any, Callable
+
+import psutil
 
 from scalestack import bench, stack
 from scalestack.topology import Topology
@@ -309,13 +312,9 @@ STUDIES: dict[str, Callable[..., Figures]] = {
 
 def run_study(t: Topology, name: str, say: Say = print, **options: Any) -> Figures:
     """One study, stamped with when and where it ran."""
-    import os
-
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     clock = time.monotonic()
     figures = STUDIES[name](t, say=say, **options)
-    import psutil
-
     figures.update(started=started, minutes=round((time.monotonic() - clock) / 60, 1), profile=t.profile,
                    machine={"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30)})
     return figures
