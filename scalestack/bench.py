@@ -22,9 +22,9 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -85,7 +85,8 @@ class BenchResult:
         return (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0
 
 
-def _client() -> requests.Session:
+def load_generator_session() -> requests.Session:
+    """An HTTP session sending from the load generator's address (exempt from the rate limit)."""
     session = requests.Session()
     session.mount("http://", SourceAddressAdapter(LOAD_GENERATOR_SOURCE))
     return session
@@ -110,7 +111,7 @@ def _sessions(t: Topology, usernames: list[str]) -> list[dict[str, str]]:
     site = f"http://127.0.0.1:{t.front_port}"
     cookies = []
     for name in usernames[:SESSIONS]:
-        client = _client()
+        client = load_generator_session()
         page = client.get(f"{site}/login", timeout=10)
         response = client.post(f"{site}/login", data={"csrfmiddlewaretoken": _csrf(page.text),
                                                       "username": name, "password": SEEDED_PASSWORD},

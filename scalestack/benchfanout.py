@@ -67,9 +67,8 @@ import tenacity
 from pymemcache.client.base import Client as MemcacheClient
 
 from platform_api import cache_keys, messaging
-from scalestack import stack
-from scalestack.source_address import SourceAddressAdapter
-from scalestack.topology import LOAD_GENERATOR_SOURCE, Topology
+from scalestack import bench, stack
+from scalestack.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +268,7 @@ def _connect(t: Topology) -> psycopg.Connection:
 
 def _api(t: Topology) -> requests.Session:
     """A platform API client with the service token, sending from the load generator's address."""
-    session = requests.Session()
-    session.mount("http://", SourceAddressAdapter(LOAD_GENERATOR_SOURCE))
+    session = bench.load_generator_session()
     session.headers["Authorization"] = f"Bearer {t.secrets()['PLATFORM_TOKEN']}"
     return session
 

@@ -60,17 +60,9 @@ def memcached_counters(addresses: Iterable[str]) -> dict[str, dict[str, int]]:
     return counters
 
 
-def lookups(before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]) -> int:
-    """How many gets all nodes answered between two snapshots (hits and misses)."""
-    total = 0
-    for node, now in after.items():
-        then = before.get(node, {"get_hits": 0, "get_misses": 0})
-        total += now["get_hits"] - then["get_hits"] + now["get_misses"] - then["get_misses"]
-    return total
-
-
-def hit_ratio(before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]) -> float | None:
-    """Hits over lookups between two snapshots, all nodes together; ``None`` if there was no lookup.
+def _hits_and_misses(before: Mapping[str, Mapping[str, int]],
+                     after: Mapping[str, Mapping[str, int]]) -> tuple[int, int]:
+    """Hits and misses between two snapshots, all nodes together.
 
     A node missing from ``before`` (it was down) counts from zero; one missing
     from ``after`` is left out, since its counters are gone with it.
@@ -80,8 +72,18 @@ def hit_ratio(before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mappi
         then = before.get(node, {"get_hits": 0, "get_misses": 0})
         hits += now["get_hits"] - then["get_hits"]
         misses += now["get_misses"] - then["get_misses"]
-    lookups = hits + misses
-    return hits / lookups if lookups else None
+    return hits, misses
+
+
+def lookups(before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]) -> int:
+    """How many gets all nodes answered between two snapshots (hits and misses)."""
+    return sum(_hits_and_misses(before, after))
+
+
+def hit_ratio(before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]) -> float | None:
+    """Hits over lookups between two snapshots, all nodes together; ``None`` if there was no lookup."""
+    hits, misses = _hits_and_misses(before, after)
+    return hits / (hits + misses) if hits + misses else None
 
 
 def cpu_seconds(pid: int) -> float:

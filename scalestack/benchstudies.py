@@ -84,11 +84,14 @@ def sweep(t: Topology, workload: bench.Workload, rates: tuple[float, ...], secon
 
 
 def capacity(t: Topology, workload: bench.Workload, users: int, seconds: float, label: str, say: Say,
-             mix: str = "social", warmup: float = WARMUP_SECONDS) -> Figures:
-    """A closed-loop run with enough users to keep the servers busy (after a warm-up that is not kept)."""
+             mix: str = "social", warmup: float = WARMUP_SECONDS, **run_options: Any) -> Figures:
+    """A closed-loop run with enough users to keep the servers busy (after a warm-up that is not kept).
+
+    ``run_options`` go to :func:`scalestack.bench.run` (e.g. another ``target``).
+    """
     if warmup:
-        bench.run(t, warmup, users=users, workload=workload, mix=mix, label=f"{label} (warm-up)")
-    result = bench.run(t, seconds, users=users, workload=workload, mix=mix, label=label)
+        bench.run(t, warmup, users=users, workload=workload, mix=mix, label=f"{label} (warm-up)", **run_options)
+    result = bench.run(t, seconds, users=users, workload=workload, mix=mix, label=label, **run_options)
     say(f"  {label}: {result.throughput_rps} req/s with {users} users, p50 {result.p50_ms:.0f} ms, "
         f"p99 {result.p99_ms:.0f} ms, failed {result.failures}")
     return _summary(result)
@@ -251,14 +254,11 @@ def baseline_study(t: Topology, say: Say = print, users: int = CAPACITY_USERS, r
         with baseline.running(t, cache_ttl=ttl) as process:
             target = f"http://127.0.0.1:{baseline.port(t)}"
             pids = {"baseline": [process.pid]}
-            runs = [bench.run(t, seconds if i else max(warmup, 1), users=users, workload=workload, mix="reads",
-                              target=target, extra_pids=pids, label=name if i else f"{name} (warm-up)")
-                    for i in range(2)]
-            say(f"  {name}: {runs[1].throughput_rps} req/s with {users} users, p50 {runs[1].p50_ms:.0f} ms, "
-                f"p99 {runs[1].p99_ms:.0f} ms, failed {runs[1].failures}")
+            closed = capacity(t, workload, users, seconds, name, say, mix="reads", warmup=max(warmup, 1),
+                              target=target, extra_pids=pids)
             fixed = bench.run(t, seconds, workload=workload, rate=rate, mix="reads", target=target, extra_pids=pids,
                               label=f"{name} @{rate}/s")
-            arms[name] = {"capacity": _summary(runs[1]), "open": _summary(fixed)}
+            arms[name] = {"capacity": closed, "open": _summary(fixed)}
     for arm in arms.values():
         say(f"  {arm['open']['label']}: p50 {arm['open']['p50_ms']:.0f} ms, p99 {arm['open']['p99_ms']:.0f} ms")
     return {"study": "baseline", "rate": rate, "arms": arms, "ratios": baseline_ratios(arms, rate)}
